@@ -1,0 +1,1 @@
+"""One module per ``ccmct`` command; each defines ``register(subparsers)``."""

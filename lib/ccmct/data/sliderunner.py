@@ -1,0 +1,424 @@
+"""SlideRunner SQLite databases: read and write, in exactly the schema of the published files.
+
+Tables (original_facts.md §1.1): ``Slides``, ``Annotations`` (one object, ``agreedClass`` = ground truth),
+``Annotations_coordinates`` (vertices in level-0 px, ``orderIdx`` 1-based), ``Annotations_label`` (one row
+per individual vote, in the order given), ``Classes``, ``Persons``, ``Log``.
+
+Reading never modifies the file (the connection is opened read-only). Writing goes to a temporary file that
+is renamed into place when the writer is closed without error.
+
+Example:
+    >>> with SlideRunnerDB.open("MITOS_WSI_CCMCT_ODAEL.sqlite") as db:   # doctest: +SKIP
+    ...     uid = db.find_slide("be10fa37ad6e88e1f406.svs")
+    ...     cells = db.spots(uid)            # DataFrame: anno_id, x, y, agreed_class
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import warnings
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ccmct.errors import DatabaseError
+
+
+class AnnotationType(IntEnum):
+    """SlideRunner ``Annotations.type`` values."""
+
+    SPOT = 1
+    RECTANGLE = 2
+    POLYGON = 3
+    SPECIAL_SPOT = 4
+    CIRCLE = 5
+
+
+# The DDL of the published databases, verbatim (MITOS_WSI_CCMCT_Tumorzone.sqlite).
+SCHEMA_SQL = (
+    "CREATE TABLE `Annotations_label` (\t`uid`\tINTEGER PRIMARY KEY AUTOINCREMENT UNIQUE,\t`person`\tINTEGER,"
+    "\t`class`\tINTEGER,\t`annoId`\tINTEGER)",
+    "CREATE TABLE `Annotations_coordinates` (`uid`\tINTEGER PRIMARY KEY AUTOINCREMENT UNIQUE,`coordinateX`"
+    "\tINTEGER,`coordinateY`\tINTEGER,`slide`\tINTEGER,`annoId`\tINTEGER,`orderIdx`\tINTEGER)",
+    "CREATE TABLE `Annotations` (`uid`\tINTEGER PRIMARY KEY AUTOINCREMENT UNIQUE,`slide`\tINTEGER,`type`"
+    "\tINTEGER,`agreedClass`\tINTEGER)",
+    "CREATE TABLE `Classes` (`uid`\tINTEGER PRIMARY KEY AUTOINCREMENT UNIQUE,`name`\tTEXT)",
+    "CREATE TABLE `Persons` (`uid`\tINTEGER PRIMARY KEY AUTOINCREMENT UNIQUE,`name`\tTEXT)",
+    "CREATE TABLE `Slides` (`uid`\tINTEGER PRIMARY KEY AUTOINCREMENT UNIQUE,`filename`\tTEXT,`width`\tINTEGER,"
+    "`height`\tINTEGER, `directory` TEXT)",
+    "CREATE TABLE `Log` (`uid` INTEGER PRIMARY KEY AUTOINCREMENT,`dateTime` FLOAT,`labelId` INTEGER)",
+)
+
+REQUIRED_TABLES = ("Slides", "Annotations", "Annotations_coordinates", "Annotations_label", "Classes", "Persons")
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+@dataclass(frozen=True)
+class Label:
+    """One individual vote: ``person`` gave ``class_id``; ``order`` is 1 for the first label given."""
+
+    person: int
+    class_id: int
+    order: int
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One annotation with its vertices (level-0 px, in order) and its labels.
+
+    Attributes:
+        uid: ``Annotations.uid``.
+        slide: slide uid.
+        type: :class:`AnnotationType`.
+        agreed_class: ``agreedClass`` (ground truth; 0 = none).
+        vertices_l0: float array (n, 2) of (x, y).
+        labels: individual labels in the order they were given.
+    """
+
+    uid: int
+    slide: int
+    type: AnnotationType
+    agreed_class: int
+    vertices_l0: np.ndarray
+    labels: tuple[Label, ...]
+
+    @property
+    def x(self) -> float:
+        return float(self.vertices_l0[0, 0])
+
+    @property
+    def y(self) -> float:
+        return float(self.vertices_l0[0, 1])
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Raise :class:`DatabaseError` unless ``path`` is an existing SQLite file."""
+    if not path.exists():
+        raise DatabaseError(path, "database file does not exist")
+    if path.is_dir():
+        raise DatabaseError(path, "is a folder, not a database file")
+    with open(path, "rb") as handle:
+        head = handle.read(len(_SQLITE_MAGIC))
+    if head != _SQLITE_MAGIC:
+        raise DatabaseError(path, "not a SQLite database (wrong file header; truncated or HTML download?)")
+
+
+class SlideRunnerDB:
+    """A SlideRunner database. Use :meth:`open` to read, :meth:`create` to write a new one."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path, *, final_path: Path | None = None):
+        self._con = connection
+        self.path = path
+        self._final_path = final_path  # set for writers: renamed into place on close()
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> "SlideRunnerDB":
+        """Open an existing database read-only.
+
+        Raises:
+            DatabaseError: missing file, not SQLite, or without the SlideRunner tables.
+        """
+        path = Path(path)
+        check_sqlite_file(path)
+        try:
+            con = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as err:
+            raise DatabaseError(path, f"cannot be read as SQLite ({err})") from err
+        missing = [t for t in REQUIRED_TABLES if t not in tables]
+        if missing:
+            con.close()
+            raise DatabaseError(path, f"not a SlideRunner database: missing table(s) {', '.join(missing)}")
+        return cls(con, path)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], *, overwrite: bool = False) -> "SlideRunnerDB":
+        """Start a new database in the published schema; it appears at ``path`` on :meth:`close`."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise DatabaseError(path, "exists already (pass overwrite=True to replace it)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        con = sqlite3.connect(tmp)
+        for ddl in SCHEMA_SQL:
+            con.execute(ddl)
+        return cls(con, tmp, final_path=path)
+
+    def close(self) -> None:
+        """Close; a writer commits and renames its temporary file into place."""
+        if self._con is None:
+            return
+        if self._final_path is not None:
+            self._con.commit()
+            self._con.close()
+            os.replace(self.path, self._final_path)
+            self.path = self._final_path
+        else:
+            self._con.close()
+        self._con = None
+
+    def abort(self) -> None:
+        """Discard a writer's temporary file (nothing appears at the destination)."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        if self._final_path is not None:
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "SlideRunnerDB":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and self._final_path is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def _query(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
+        try:
+            return pd.read_sql_query(sql, self._con, params=params)
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError) as err:
+            raise DatabaseError(self.path, f"query failed ({err})") from err
+
+    # ------------------------------------------------------------------ reading: tables
+    def slides(self) -> pd.DataFrame:
+        """Columns: uid, filename, width, height, directory (width/height may be missing)."""
+        return self._query("SELECT uid, filename, width, height, directory FROM Slides ORDER BY uid")
+
+    def classes(self) -> pd.DataFrame:
+        """Columns: uid, name."""
+        return self._query("SELECT uid, name FROM Classes ORDER BY uid")
+
+    def class_names(self) -> dict[int, str]:
+        return dict(zip(self.classes()["uid"].astype(int), self.classes()["name"]))
+
+    def persons(self) -> pd.DataFrame:
+        """Columns: uid, name."""
+        return self._query("SELECT uid, name FROM Persons ORDER BY uid")
+
+    def find_slide(self, filename: str) -> int:
+        """Slide uid by file name (base name compared).
+
+        Raises:
+            DatabaseError: no slide with that name.
+        """
+        name = Path(filename).name
+        rows = self._con.execute("SELECT uid FROM Slides WHERE filename = ?", (name,)).fetchall()
+        if not rows:
+            raise DatabaseError(self.path, f"no slide named {name!r} in table Slides")
+        return int(rows[0][0])
+
+    def annotations(self, slide: int | None = None) -> pd.DataFrame:
+        """Columns: uid, slide, type, agreed_class (one row per annotation)."""
+        where, params = ("WHERE slide = ?", (slide,)) if slide is not None else ("", ())
+        df = self._query(f"SELECT uid, slide, type, agreedClass AS agreed_class FROM Annotations {where} ORDER BY uid", params)
+        return df
+
+    def coordinates(self, slide: int | None = None) -> pd.DataFrame:
+        """Columns: anno_id, order, x, y (level-0 px), sorted by annotation and vertex order."""
+        where, params = ("WHERE slide = ?", (slide,)) if slide is not None else ("", ())
+        return self._query(
+            "SELECT annoId AS anno_id, orderIdx AS \"order\", coordinateX AS x, coordinateY AS y "
+            f"FROM Annotations_coordinates {where} ORDER BY annoId, orderIdx",
+            params,
+        )
+
+    def labels(self, slide: int | None = None) -> pd.DataFrame:
+        """Columns: uid, anno_id, person, class_id, order (1 = first label given to that annotation)."""
+        join, params = ("", ())
+        if slide is not None:
+            join, params = ("JOIN Annotations a ON a.uid = l.annoId WHERE a.slide = ?", (slide,))
+        df = self._query(
+            f"SELECT l.uid, l.annoId AS anno_id, l.person, l.class AS class_id FROM Annotations_label l {join} "
+            "ORDER BY l.annoId, l.uid",
+            params,
+        )
+        df["order"] = df.groupby("anno_id").cumcount() + 1
+        return df
+
+    def spots(self, slide: int | None = None, classes: Iterable[int] | None = None) -> pd.DataFrame:
+        """Point annotations as the cell consumers read them: the first vertex of each annotation.
+
+        Args:
+            slide: slide uid, or None for all slides.
+            classes: keep these ``agreedClass`` values only.
+
+        Returns:
+            DataFrame with columns anno_id, slide, type, x, y (level-0 px), agreed_class. Annotations without
+            any coordinate are left out with a warning naming the database.
+        """
+        where, params = ["a.type IN (1, 4)"], []
+        if slide is not None:
+            where.append("a.slide = ?")
+            params.append(slide)
+        if classes is not None:
+            ids = [int(c) for c in classes]
+            where.append(f"a.agreedClass IN ({', '.join('?' * len(ids))})")
+            params.extend(ids)
+        df = self._query(
+            "SELECT a.uid AS anno_id, a.slide, a.type, c.coordinateX AS x, c.coordinateY AS y, "
+            "a.agreedClass AS agreed_class FROM Annotations a "
+            "LEFT JOIN Annotations_coordinates c ON c.annoId = a.uid AND c.orderIdx = "
+            "(SELECT MIN(orderIdx) FROM Annotations_coordinates WHERE annoId = a.uid) "
+            f"WHERE {' AND '.join(where)} ORDER BY a.uid",
+            params,
+        )
+        return _drop_without_coordinates(df, self.path)
+
+    # ------------------------------------------------------------------ reading: objects
+    def slide_annotations(self, slide: int) -> list[Annotation]:
+        """All annotations of a slide as :class:`Annotation` objects (vertices in order, labels in order)."""
+        annos = self.annotations(slide)
+        coords = self.coordinates(slide)
+        labels = self.labels(slide)
+        vertex_groups = {k: g[["x", "y"]].to_numpy(float) for k, g in coords.groupby("anno_id")}
+        label_groups = {
+            k: tuple(Label(int(p), int(c), int(o)) for p, c, o in g[["person", "class_id", "order"]].to_numpy())
+            for k, g in labels.groupby("anno_id")
+        }
+        out = []
+        missing = []
+        for uid, slide_uid, type_, agreed in annos[["uid", "slide", "type", "agreed_class"]].to_numpy():
+            vertices = vertex_groups.get(uid)
+            if vertices is None:
+                missing.append(int(uid))
+                continue
+            out.append(
+                Annotation(int(uid), int(slide_uid), AnnotationType(int(type_)), int(agreed), vertices,
+                           label_groups.get(uid, ()))
+            )
+        if missing:
+            warnings.warn(f"{self.path}: {len(missing)} annotation(s) without coordinates skipped "
+                          f"(first uid {missing[0]})", stacklevel=2)
+        return out
+
+    # ------------------------------------------------------------------ writing
+    def _require_writer(self) -> None:
+        if self._final_path is None:
+            raise DatabaseError(self.path, "opened read-only; use SlideRunnerDB.create() to write a database")
+
+    def add_slide(self, filename: str, width: int | None = None, height: int | None = None,
+                  directory: str = "", *, uid: int | None = None) -> int:
+        """Insert a slide; returns its uid."""
+        self._require_writer()
+        cur = self._con.execute(
+            "INSERT INTO Slides (uid, filename, width, height, directory) VALUES (?, ?, ?, ?, ?)",
+            (uid, filename, width, height, directory),
+        )
+        return int(cur.lastrowid)
+
+    def add_class(self, name: str, *, uid: int | None = None) -> int:
+        self._require_writer()
+        return int(self._con.execute("INSERT INTO Classes (uid, name) VALUES (?, ?)", (uid, name)).lastrowid)
+
+    def add_person(self, name: str, *, uid: int | None = None) -> int:
+        self._require_writer()
+        return int(self._con.execute("INSERT INTO Persons (uid, name) VALUES (?, ?)", (uid, name)).lastrowid)
+
+    def add_annotation(self, slide: int, type_: AnnotationType | int, vertices_l0: Sequence[Sequence[float]],
+                       agreed_class: int, labels: Sequence[tuple[int, int]] = ()) -> int:
+        """Insert one annotation with its vertices and ``labels`` = [(person, class), ...] in order."""
+        self._require_writer()
+        vertices = np.asarray(vertices_l0, dtype=float).reshape(-1, 2)
+        _check_vertex_count(self._final_path, AnnotationType(int(type_)), len(vertices))
+        cur = self._con.execute("INSERT INTO Annotations (slide, type, agreedClass) VALUES (?, ?, ?)",
+                                (slide, int(type_), agreed_class))
+        anno = int(cur.lastrowid)
+        self._con.executemany(
+            "INSERT INTO Annotations_coordinates (coordinateX, coordinateY, slide, annoId, orderIdx) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(int(round(x)), int(round(y)), slide, anno, i + 1) for i, (x, y) in enumerate(vertices)],
+        )
+        self._add_labels([(anno, p, c) for p, c in labels])
+        return anno
+
+    def add_spots(self, slide: int, xy_l0: np.ndarray, agreed_class: Sequence[int],
+                  labels: Sequence[Sequence[tuple[int, int]]] | None = None) -> np.ndarray:
+        """Bulk-insert point annotations (type SPOT). Returns their uids.
+
+        Args:
+            slide: slide uid.
+            xy_l0: int array (n, 2) of centres, level-0 px.
+            agreed_class: n ground-truth classes.
+            labels: per spot, its labels [(person, class), ...] in the order they were given.
+        """
+        self._require_writer()
+        xy = np.asarray(xy_l0).reshape(-1, 2)
+        agreed = [int(c) for c in agreed_class]
+        if len(agreed) != len(xy):
+            raise ValueError(f"add_spots: {len(xy)} coordinates but {len(agreed)} classes")
+        start = self._con.execute("SELECT COALESCE(MAX(uid), 0) FROM Annotations").fetchone()[0] + 1
+        uids = np.arange(start, start + len(xy))
+        self._con.executemany("INSERT INTO Annotations (uid, slide, type, agreedClass) VALUES (?, ?, 1, ?)",
+                              [(int(u), slide, c) for u, c in zip(uids, agreed)])
+        self._con.executemany(
+            "INSERT INTO Annotations_coordinates (coordinateX, coordinateY, slide, annoId, orderIdx) "
+            "VALUES (?, ?, ?, ?, 1)",
+            [(int(x), int(y), slide, int(u)) for (x, y), u in zip(xy, uids)],
+        )
+        if labels is not None:
+            self._add_labels([(int(u), p, c) for u, spot in zip(uids, labels) for p, c in spot])
+        return uids
+
+    def _add_labels(self, rows: list[tuple[int, int, int]]) -> None:
+        if not rows:
+            return
+        start = self._con.execute("SELECT COALESCE(MAX(uid), 0) FROM Annotations_label").fetchone()[0] + 1
+        self._con.executemany("INSERT INTO Annotations_label (uid, person, class, annoId) VALUES (?, ?, ?, ?)",
+                              [(start + i, p, c, a) for i, (a, p, c) in enumerate(rows)])
+        self._con.executemany("INSERT INTO Log (dateTime, labelId) VALUES (?, ?)",
+                              [(0.0, start + i) for i in range(len(rows))])
+
+
+def _check_vertex_count(path: Path | None, type_: AnnotationType, n: int) -> None:
+    need = {AnnotationType.SPOT: 1, AnnotationType.SPECIAL_SPOT: 1, AnnotationType.RECTANGLE: 2,
+            AnnotationType.CIRCLE: 2, AnnotationType.POLYGON: 3}[type_]
+    ok = n >= need if type_ == AnnotationType.POLYGON else n == need
+    if not ok:
+        raise DatabaseError(path or Path("?"), f"a {type_.name.lower()} annotation needs "
+                            f"{'at least ' if type_ == AnnotationType.POLYGON else ''}{need} vertices, got {n}")
+
+
+def _drop_without_coordinates(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    bad = df["x"].isna() | df["y"].isna()
+    if bad.any():
+        warnings.warn(f"{path}: {int(bad.sum())} annotation(s) without coordinates skipped "
+                      f"(first uid {int(df.loc[bad, 'anno_id'].iloc[0])})", stacklevel=3)
+        df = df.loc[~bad].reset_index(drop=True)
+    df["x"] = df["x"].astype(np.int64)
+    df["y"] = df["y"].astype(np.int64)
+    return df
+
+
+def copy_database(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
+                  keep_slides: Iterable[str] | None = None) -> Path:
+    """Copy a database (same schema), optionally keeping only the named slides and their annotations.
+
+    The copy is written to a temporary file and renamed into place. Used by the ablation subsets.
+    """
+    src, dst = Path(src), Path(dst)
+    SlideRunnerDB.open(src).close()  # validates
+    tmp = dst.with_name(dst.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    with sqlite3.connect(f"file:{src.resolve()}?mode=ro", uri=True) as source, sqlite3.connect(tmp) as target:
+        source.backup(target)
+        if keep_slides is not None:
+            names = list(keep_slides)
+            marks = ", ".join("?" * len(names))
+            drop = [r[0] for r in target.execute(f"SELECT uid FROM Slides WHERE filename NOT IN ({marks})", names)]
+            for uid in drop:
+                target.execute("DELETE FROM Annotations_label WHERE annoId IN (SELECT uid FROM Annotations WHERE slide=?)", (uid,))
+                target.execute("DELETE FROM Annotations_coordinates WHERE slide = ?", (uid,))
+                target.execute("DELETE FROM Annotations WHERE slide = ?", (uid,))
+                target.execute("DELETE FROM Slides WHERE uid = ?", (uid,))
+    target.close()
+    os.replace(tmp, dst)
+    return dst

@@ -1,0 +1,121 @@
+"""Write Aperio-flavoured pyramidal TIFF (``.svs``) files that OpenSlide opens with vendor ``aperio``.
+
+Recipe (docs/environment.md): page 0 = level 0, tiled JPEG (or zlib for exact pixels), ImageDescription
+starting ``Aperio Image Library`` with ``|MPP = <mpp>``; reduced levels as separate top-level tiled pages
+(downsample 4, 16, ... like Aperio scanners). Level 0 is streamed strip by strip from a callback, so a slide
+larger than memory can be written; only the 4x-reduced level is held in memory.
+
+Example:
+    >>> import numpy as np
+    >>> image = np.full((1024, 1536, 3), 240, np.uint8)
+    >>> write_svs("example.svs", image, mpp=0.25)     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+StripRenderer = Callable[[int, int], np.ndarray]
+"""``render(y0_l0, height) -> (height, width, 3) uint8``: level-0 rows [y0, y0 + height) of the slide."""
+
+LEVEL_FACTOR = 4
+MIN_LEVEL_SIDE = 512
+
+
+def write_svs(path: str | os.PathLike[str], image_or_renderer: np.ndarray | StripRenderer, *,
+              size_wh: tuple[int, int] | None = None, mpp: float = 0.25, tile: int = 256,
+              compression: str = "jpeg", quality: int = 90, app_mag: int = 40) -> Path:
+    """Write a pyramidal Aperio-style TIFF atomically (temporary file, then rename).
+
+    Args:
+        path: destination ``.svs`` (or ``.tiff``) file.
+        image_or_renderer: the level-0 image (H, W, 3) uint8, or a :data:`StripRenderer` (then ``size_wh``).
+        size_wh: (width, height) of level 0 in px; required with a renderer.
+        mpp: µm per level-0 pixel written as ``MPP`` (OpenSlide's ``openslide.mpp-x``/``-y``).
+        tile: tile side in px (multiple of 16).
+        compression: ``"jpeg"`` (realistic, lossy) or ``"zlib"`` (exact pixels).
+        quality: JPEG quality.
+        app_mag: objective magnification written as ``AppMag``.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    if isinstance(image_or_renderer, np.ndarray):
+        image = image_or_renderer
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"write_svs: image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+        size_wh = (image.shape[1], image.shape[0])
+        renderer: StripRenderer = lambda y0, h: image[y0:y0 + h]  # noqa: E731
+    else:
+        if size_wh is None:
+            raise ValueError("write_svs: size_wh is required with a strip renderer")
+        renderer = image_or_renderer
+    if tile % 16:
+        raise ValueError(f"write_svs: tile must be a multiple of 16, got {tile}")
+    width, height = int(size_wh[0]), int(size_wh[1])
+    codec = {"jpeg": ("jpeg", {"level": quality}), "zlib": ("zlib", None)}
+    if compression not in codec:
+        raise ValueError(f"write_svs: compression must be 'jpeg' or 'zlib', got {compression!r}")
+    comp, comp_args = codec[compression]
+
+    reduced = np.empty((height // LEVEL_FACTOR, width // LEVEL_FACTOR, 3), np.uint8)
+    description = (f"Aperio Image Library v12.0.15 \r\n{width}x{height} [0,0 {width}x{height}] ({tile}x{tile}) "
+                   f"JPEG/RGB Q={quality}|AppMag = {app_mag}|MPP = {mpp:.6f}")
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with tifffile.TiffWriter(tmp, bigtiff=width * height * 3 > 2**31) as tif:
+            tif.write(_level0_tiles(renderer, width, height, tile, reduced), shape=(height, width, 3),
+                      dtype=np.uint8, tile=(tile, tile), photometric="rgb", compression=comp,
+                      compressionargs=comp_args, description=description, metadata=None)
+            level = reduced
+            while min(level.shape[:2]) >= MIN_LEVEL_SIDE // LEVEL_FACTOR and level.size:
+                lh, lw = level.shape[:2]
+                tif.write(level, tile=(tile, tile), photometric="rgb", compression=comp,
+                          compressionargs=comp_args, subfiletype=1, metadata=None,
+                          description=f"Aperio Image Library v12.0.15 \r\n{width}x{height} -> {lw}x{lh}")
+                if min(lh, lw) < MIN_LEVEL_SIDE:
+                    break
+                level = np.asarray(Image.fromarray(level).reduce(LEVEL_FACTOR))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _level0_tiles(renderer: StripRenderer, width: int, height: int, tile: int,
+                  reduced: np.ndarray) -> Iterator[np.ndarray]:
+    """Yield level-0 tiles in raster order (edge tiles padded white) and fill ``reduced`` (4x smaller)."""
+    for y0 in range(0, height, tile):
+        h = min(tile, height - y0)
+        strip = np.asarray(renderer(y0, h), dtype=np.uint8)
+        if strip.shape != (h, width, 3):
+            raise ValueError(f"write_svs: renderer returned {strip.shape} for rows {y0}..{y0 + h}, "
+                             f"expected {(h, width, 3)}")
+        _reduce_into(strip, y0, reduced)
+        for x0 in range(0, width, tile):
+            block = strip[:, x0:x0 + tile]
+            if block.shape[:2] != (tile, tile):
+                padded = np.full((tile, tile, 3), 255, np.uint8)
+                padded[: block.shape[0], : block.shape[1]] = block
+                block = padded
+            yield np.ascontiguousarray(block)
+
+
+def _reduce_into(strip: np.ndarray, y0: int, reduced: np.ndarray) -> None:
+    """Average-pool a level-0 strip by LEVEL_FACTOR into the rows of ``reduced`` it covers."""
+    f = LEVEL_FACTOR
+    r0 = -(-y0 // f)  # first reduced row fully inside this strip (tile is a multiple of f)
+    rows = strip.shape[0] // f
+    rows = min(rows, reduced.shape[0] - r0)
+    if rows <= 0 or reduced.shape[1] == 0:
+        return
+    block = Image.fromarray(np.ascontiguousarray(strip[: rows * f, : reduced.shape[1] * f]))
+    reduced[r0:r0 + rows] = np.asarray(block.reduce(f))
