@@ -1,0 +1,224 @@
+"""Detection result files: slide file name -> detections ``(N, 6)`` = x1, y1, x2, y2, class, score.
+
+All coordinates are level-0 pixels; ``class`` is the detector's foreground-class index (0 = mitotic figure in
+the authors' files), ``score`` the detection score in [0, 1].
+
+Two on-disk formats, chosen by the file name:
+
+- **primary** (any suffix but ``.p.bz2``; we use ``.npz``): a compressed NumPy archive read with
+  ``allow_pickle=False``. Arrays: ``format`` (``"ccmct-results"``), ``version`` (1), ``slides`` (S unicode
+  names), ``offsets`` (S + 1 int64; the rows of slide *i* are ``boxes[offsets[i]:offsets[i + 1]]``),
+  ``boxes`` (N x 6 float64) and ``metadata`` (a JSON string, ``{}`` when empty). A slide with no detections
+  keeps its entry (zero rows), which matters for the authors' F1 (a slide with an empty result list adds no
+  false negatives).
+- **authors'** (``.p.bz2``): a bz2-compressed pickle of ``{filename: [array([x1, y1, x2, y2, class, score]),
+  ...]}`` as written by the authors' ``Inference-RetinaNet.py``. It is read through a restricted
+  unpickler (:mod:`ccmct.data._safe_pickle`) that admits NumPy arrays, NumPy scalars and legacy torch
+  tensors only; torch is not needed and no code from the file runs.
+
+Naming convention for our own files: :func:`result_filename`.
+"""
+
+from __future__ import annotations
+
+import bz2
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from ccmct.errors import ResultsError
+
+AUTHORS_SUFFIX = ".p.bz2"
+PRIMARY_SUFFIX = ".npz"
+FORMAT_NAME = "ccmct-results"
+FORMAT_VERSION = 1
+N_COLUMNS = 6
+COLUMNS = ("x1", "y1", "x2", "y2", "class", "score")
+SPLITS = ("train", "test")
+
+
+def result_filename(variant: str, split: str, *, stage: int = 1) -> str:
+    """Our file name for a model's results on one split.
+
+    Args:
+        variant: label set the model was trained on (``MEL``, ``HEAEL``, ``ODAEL``, or a subset name).
+        split: ``'train'`` (the training slides, used to choose the threshold) or ``'test'``.
+        stage: 1 = RetinaNet scores, 2 = scores replaced by the second-stage cell classifier.
+
+    Returns:
+        ``RetinaNet-<variant>-<split>.npz`` or ``2ndstage_RetinaNet-<variant>-<split>.npz``.
+
+    Example:
+        >>> result_filename("ODAEL", "test", stage=2)
+        '2ndstage_RetinaNet-ODAEL-test.npz'
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if stage not in (1, 2):
+        raise ValueError(f"stage must be 1 or 2, got {stage!r}")
+    prefix = "2ndstage_" if stage == 2 else ""
+    return f"{prefix}RetinaNet-{variant}-{split}{PRIMARY_SUFFIX}"
+
+
+def is_authors_format(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` names an authors' ``.p.bz2`` pickle."""
+    return str(path).endswith(AUTHORS_SUFFIX)
+
+
+def as_detections(array, *, path: str | os.PathLike[str] = "<memory>", slide: str = "?") -> np.ndarray:
+    """One slide's detections as a C-contiguous float64 ``(N, 6)`` array.
+
+    Raises:
+        ResultsError: the data is not N x 6 numbers (naming ``path`` and ``slide``).
+    """
+    try:
+        boxes = np.asarray(array, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ResultsError(path, f"slide {slide!r}: detections are not numeric ({err})") from err
+    if boxes.size == 0:
+        return np.zeros((0, N_COLUMNS), np.float64)
+    if boxes.ndim != 2 or boxes.shape[1] != N_COLUMNS:
+        raise ResultsError(path, f"slide {slide!r}: expected N x {N_COLUMNS} detections "
+                                 f"[x1, y1, x2, y2, class, score], got shape {boxes.shape}")
+    return np.ascontiguousarray(boxes)
+
+
+def read_results(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Read a result file (either format, chosen by suffix).
+
+    Args:
+        path: ``*.p.bz2`` (authors' pickle, read safely) or our primary ``*.npz``.
+
+    Returns:
+        Slide file name -> float64 array (N, 6) [x1, y1, x2, y2, class, score], level-0 px; slides without
+        detections map to a (0, 6) array. Order of slides as stored.
+
+    Raises:
+        ResultsError: missing, unreadable, unsafe (a pickle that wants to run code) or malformed file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsError(path, "result file not found")
+    if is_authors_format(path):
+        return _read_authors(path)
+    return _read_primary(path)
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict:
+    """The ``metadata`` dict stored in a primary-format file (``{}`` for the authors' files)."""
+    path = Path(path)
+    if is_authors_format(path):
+        return {}
+    with _open_npz(path) as npz:
+        return json.loads(str(npz["metadata"])) if "metadata" in npz.files else {}
+
+
+def write_results(path: str | os.PathLike[str], results: Mapping[str, np.ndarray], *,
+                  metadata: Mapping | None = None) -> Path:
+    """Write results atomically (temporary file in the same folder + ``os.replace``).
+
+    Args:
+        path: target; ``*.p.bz2`` writes the authors' pickle dict (a list of 6-element float64 arrays per
+            slide, readable by their code), any other name the primary npz format.
+        results: slide file name -> (N, 6) detections [x1, y1, x2, y2, class, score], level-0 px.
+        metadata: JSON-serialisable information (model, threshold, ...) kept in the primary format only.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    clean = {str(name): as_detections(boxes, path=path, slide=str(name)) for name, boxes in results.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if is_authors_format(path):
+                _write_authors(handle, clean)
+            else:
+                _write_primary(handle, clean, dict(metadata or {}))
+        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def detection_counts(results: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """Slide file name -> number of detections."""
+    return {name: int(len(boxes)) for name, boxes in results.items()}
+
+
+# ---------------------------------------------------------------------------------------------- primary
+def _write_primary(handle, results: dict[str, np.ndarray], metadata: dict) -> None:
+    names = list(results)
+    lengths = [len(results[name]) for name in names]
+    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
+    boxes = (np.concatenate([results[n] for n in names]) if names else np.zeros((0, N_COLUMNS)))
+    np.savez_compressed(
+        handle,
+        format=np.array(FORMAT_NAME),
+        version=np.array(FORMAT_VERSION, dtype=np.int64),
+        slides=np.array(names, dtype=np.str_).reshape(len(names)),
+        offsets=offsets,
+        boxes=boxes.astype(np.float64).reshape(-1, N_COLUMNS),
+        metadata=np.array(json.dumps(metadata)),
+    )
+
+
+def _open_npz(path: Path):
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise ResultsError(path, f"not a ccmct result file (.npz) ({err}); "
+                                 f"authors' pickles must end in {AUTHORS_SUFFIX}") from err
+
+
+def _read_primary(path: Path) -> dict[str, np.ndarray]:
+    with _open_npz(path) as npz:
+        missing = {"format", "version", "slides", "offsets", "boxes"} - set(npz.files)
+        if missing or str(npz["format"]) != FORMAT_NAME:
+            raise ResultsError(path, f"not a ccmct result file (missing {sorted(missing) or 'format tag'})")
+        if int(npz["version"]) != FORMAT_VERSION:
+            raise ResultsError(path, f"result format version {int(npz['version'])}; "
+                                     f"this ccmct reads version {FORMAT_VERSION}")
+        slides, offsets, boxes = npz["slides"], npz["offsets"], npz["boxes"]
+    if (offsets.shape != (len(slides) + 1,) or offsets[0] != 0 or offsets[-1] != len(boxes)
+            or np.any(np.diff(offsets) < 0) or boxes.ndim != 2 or boxes.shape[1] != N_COLUMNS):
+        raise ResultsError(path, "inconsistent arrays (slides/offsets/boxes do not fit together)")
+    return {str(name): np.ascontiguousarray(boxes[offsets[i]:offsets[i + 1]], dtype=np.float64)
+            for i, name in enumerate(slides)}
+
+
+# ---------------------------------------------------------------------------------------------- authors'
+def _write_authors(handle, results: dict[str, np.ndarray]) -> None:
+    payload = {name: [row.copy() for row in boxes] for name, boxes in results.items()}
+    with bz2.BZ2File(handle, "wb") as out:
+        pickle.dump(payload, out, protocol=3)
+
+
+def _read_authors(path: Path) -> dict[str, np.ndarray]:
+    from ccmct.data._safe_pickle import UnsafePickleError, safe_load
+
+    try:
+        with bz2.open(path, "rb") as handle:
+            payload = safe_load(handle)
+    except UnsafePickleError as err:
+        raise ResultsError(path, f"refused to load: {err}") from err
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError) as err:
+        raise ResultsError(path, f"not a readable bz2 result pickle ({type(err).__name__}: {err})") from err
+    if not isinstance(payload, dict):
+        raise ResultsError(path, f"expected a dict slide -> detections, got {type(payload).__name__}")
+    return {str(name): _authors_slide(path, str(name), rows) for name, rows in payload.items()}
+
+
+def _authors_slide(path: Path, name: str, rows) -> np.ndarray:
+    """Rows as the authors stored them: an array, or a list of 6-element arrays / lists of scalars."""
+    if not isinstance(rows, (list, tuple, np.ndarray)):
+        raise ResultsError(path, f"slide {name!r}: expected a list of detections, got {type(rows).__name__}")
+    return as_detections(rows, path=path, slide=name)

@@ -1,0 +1,156 @@
+"""Paper Table 4 (train variant x test variant, stage 1 and 2) and the check of the authors' published files.
+
+Thresholds are chosen as the authors did (original_facts.md §5.1/5.2): :func:`optimize_threshold` on the
+model's results for the *training* slides (``RetinaNet-<V>-train.npz``) against the model's own label set,
+then applied unchanged to its test results (``RetinaNet-<V>-test.npz``) evaluated against every label set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ccmct.config.dataset import DETECTION_RADIUS_L0
+from ccmct.config.paths import DataRoot
+from ccmct.data.results import read_results, result_filename
+from ccmct.errors import DatabaseError
+from ccmct.evaluation.f1 import f1_scores
+from ccmct.evaluation.ground_truth import load_ground_truth, restrict_results, slides_of_split
+from ccmct.evaluation.threshold import DEFAULT_MIN_THRESHOLD, optimize_threshold
+from ccmct.types import VARIANTS
+
+PAPER_TABLE4 = {
+    1: {"MEL": (0.610, 0.607, 0.616), "HEAEL": (0.615, 0.615, 0.625), "ODAEL": (0.620, 0.620, 0.628)},
+    2: {"MEL": (0.786, 0.786, 0.795), "HEAEL": (0.755, 0.755, 0.764), "ODAEL": (0.810, 0.810, 0.820)},
+}
+"""Paper Table 4: stage -> train variant -> F1 tested on (MEL, HEAEL, ODAEL)."""
+
+
+def _as_root(data_root) -> DataRoot:
+    return data_root if isinstance(data_root, DataRoot) else DataRoot(data_root)
+
+
+def _min_threshold(min_threshold: float | Mapping[int, float], stage: int) -> float:
+    return min_threshold[stage] if isinstance(min_threshold, Mapping) else float(min_threshold)
+
+
+def table4_long(data_root, results_dir, *, variants: Iterable[str] = VARIANTS, stages: Iterable[int] = (1, 2),
+                min_threshold: float | Mapping[int, float] = DEFAULT_MIN_THRESHOLD,
+                radius_l0: float = DETECTION_RADIUS_L0) -> pd.DataFrame:
+    """One row per (stage, train variant, test variant) whose result files and databases exist.
+
+    Columns: stage, train, test, threshold, train_f1 (best F1 on the training slides), tp, fp, fn, f1,
+    precision, recall (paper matching) and strict_tp, strict_fp, strict_fn, strict_f1.
+    """
+    root, results_dir, variants = _as_root(data_root), Path(results_dir), list(variants)
+    test_dbs = [v for v in variants if root.database(v).exists()]
+    train_slides, test_slides = slides_of_split(root, "train"), slides_of_split(root, "test")
+    rows = []
+    for stage in stages:
+        for train in variants:
+            train_file = results_dir / result_filename(train, "train", stage=stage)
+            test_file = results_dir / result_filename(train, "test", stage=stage)
+            if not (train_file.exists() and test_file.exists() and root.database(train).exists()):
+                continue
+            train_results = restrict_results(read_results(train_file), train_slides)
+            search = optimize_threshold(load_ground_truth(root.database(train), slides=list(train_results)),
+                                        train_results, min_threshold=_min_threshold(min_threshold, stage),
+                                        radius_l0=radius_l0)
+            test_results = restrict_results(read_results(test_file), test_slides)
+            for test in test_dbs:
+                gt = load_ground_truth(root.database(test), slides=list(test_results))
+                paper = f1_scores(gt, test_results, threshold=search.best_threshold, radius_l0=radius_l0)
+                strict = f1_scores(gt, test_results, threshold=search.best_threshold, matching="strict",
+                                   radius_l0=radius_l0)
+                rows.append({"stage": stage, "train": train, "test": test, "threshold": search.best_threshold,
+                             "train_f1": search.best_f1, "tp": paper.counts.tp, "fp": paper.counts.fp,
+                             "fn": paper.counts.fn, "f1": paper.f1, "precision": paper.precision,
+                             "recall": paper.recall, "strict_tp": strict.counts.tp, "strict_fp": strict.counts.fp,
+                             "strict_fn": strict.counts.fn, "strict_f1": strict.f1})
+    return pd.DataFrame(rows, columns=["stage", "train", "test", "threshold", "train_f1", "tp", "fp", "fn", "f1",
+                                       "precision", "recall", "strict_tp", "strict_fp", "strict_fn", "strict_f1"])
+
+
+def table4(long: pd.DataFrame, *, value: str = "f1") -> pd.DataFrame:
+    """Pivot of :func:`table4_long`: rows 'trained on', columns (stage, 'tested on'), like paper Table 4."""
+    if long.empty:
+        return pd.DataFrame()
+    table = long.pivot_table(index="train", columns=["stage", "test"], values=value, aggfunc="first")
+    order = [v for v in VARIANTS if v in table.index]
+    return table.loc[order]
+
+
+def paper_table4() -> pd.DataFrame:
+    """The published Table 4 in the layout of :func:`table4`."""
+    data = {(stage, test): [PAPER_TABLE4[stage][train][i] for train in VARIANTS]
+            for stage in (1, 2) for i, test in enumerate(VARIANTS)}
+    return pd.DataFrame(data, index=pd.Index(VARIANTS, name="train"))
+
+
+@dataclass(frozen=True)
+class AuthorsFile:
+    """A published result file, the database it needs and the authors' numbers (original_facts.md §5.3)."""
+
+    pattern: str
+    needs: str
+    min_threshold: float
+    published: str
+    threshold: float | None = None
+    """Evaluate at this fixed threshold (chosen by the authors elsewhere); None = threshold search."""
+
+
+AUTHORS_FILES = (
+    AuthorsFile("RetinaNet-ODAEL-10HPF-export.pth-CCMCT_ODAEL-inference", "ODAEL", 0.20,
+                "10-HPF model on the 11 full test WSIs, stage 1 at thr 0.65: TP 14538, FP 10059, FN 7938, F1 0.6177",
+                threshold=0.65),
+    AuthorsFile("RetinaNet-ODAEL-6WSI-export.pth-ODAEL_6WSI-val", "ODAEL", 0.20,
+                "6-WSI model on its 6 training WSIs, stage 1: best F1 0.6125 at thr 0.73"),
+    AuthorsFile("RetinaNet-ODAEL-3WSI-export.pth-ODAEL_3WSI-val", "ODAEL", 0.20,
+                "3-WSI model on its 3 training WSIs, stage 1: best F1 0.7597 at thr 0.71"),
+    AuthorsFile("2ndstage_RetinaNet-ODAEL-3WSI-export.pth-ODAEL_3WSI-val", "ODAEL", 0.20,
+                "3-WSI model on its 3 training WSIs, stage 2: best F1 0.8169 at thr 0.32"),
+)
+
+
+def evaluate_authors_files(data_root, authors_dir: str | os.PathLike[str], *,
+                           radius_l0: float = DETECTION_RADIUS_L0) -> pd.DataFrame:
+    """Threshold search on the authors' published full-WSI result files, beside their published numbers.
+
+    Returns one row per known file with ``status`` 'evaluated' or what is missing (the ODAEL database,
+    the file); the HPF-crop files need the HPF databases and are not covered here.
+    """
+    root, rows = _as_root(data_root), []
+    for spec in AUTHORS_FILES:
+        found = sorted(Path(authors_dir).glob(f"{spec.pattern}*.p.bz2"))
+        row = {"file": spec.pattern, "published": spec.published, "status": "evaluated",
+               "threshold": np.nan, "f1": np.nan, "tp": np.nan, "fp": np.nan, "fn": np.nan}
+        db = root.database(spec.needs)
+        if not found:
+            row["status"] = f"missing: result file {spec.pattern}*.p.bz2 in {authors_dir}"
+        elif not db.exists():
+            row["status"] = f"missing: {db} (download it with `ccmct setup --only databases`)"
+        else:
+            results = read_results(found[0])
+            try:
+                gt = load_ground_truth(db, slides=list(results))
+            except DatabaseError:
+                row["status"] = (f"missing: the real {spec.needs} database ({db} does not hold the "
+                                 f"{len(results)} slides of this file)")
+                rows.append(row)
+                continue
+            if spec.threshold is not None:
+                scores = f1_scores(gt, results, threshold=spec.threshold, radius_l0=radius_l0)
+                row.update(threshold=spec.threshold, f1=scores.f1, tp=scores.counts.tp,
+                           fp=scores.counts.fp, fn=scores.counts.fn)
+            else:
+                search = optimize_threshold(gt, results, min_threshold=spec.min_threshold, radius_l0=radius_l0)
+                k = search.best_index
+                row.update(threshold=search.best_threshold, f1=search.best_f1, tp=int(search.tp[k]),
+                           fp=int(search.fp[k]), fn=int(search.fn[k]))
+        rows.append(row)
+    return pd.DataFrame(rows)
