@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from ccmct.types import PRESETS, VARIANTS
@@ -26,8 +28,31 @@ def add_preset(parser: argparse.ArgumentParser, default: str | None = None) -> N
                              + (f"; default {default}" if default else ""))
 
 
+def positive_float(text: str) -> float:
+    """argparse ``type=``: a float > 0 (e.g. ``--mpp``, ``--box-size``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
 def add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+
+@contextlib.contextmanager
+def one_line_warnings(command: str):
+    """Show library warnings as ``ccmct <command>: warning: <message>`` lines on stderr (no source lines)."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"ccmct {command}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        yield
 
 
 def print_json(document) -> None:

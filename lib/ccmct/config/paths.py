@@ -93,18 +93,26 @@ def load_split(split_file: Path) -> dict[str, str]:
     """
     if not split_file.exists():
         return {s.filename: ("test" if s.filename in REAL_TEST_SLIDES else "train") for s in REAL_SLIDES}
+    expected = 'not a split file {"train": [names], "test": [names]}'
     try:
         content = json.loads(split_file.read_text())
-        split = {name: "train" for name in content["train"]}
-        split.update({name: "test" for name in content["test"]})
+        train, test = content["train"], content["test"]
     except (ValueError, KeyError, TypeError) as err:
-        raise FileProblem(split_file, f'not a split file {{"train": [...], "test": [...]}} ({err})') from err
+        raise FileProblem(split_file, f"{expected} ({err})") from err
+    if not all(isinstance(part, list) and all(isinstance(n, str) for n in part) for part in (train, test)):
+        raise FileProblem(split_file, f"{expected}: 'train' and 'test' must be lists of file names")
+    both = sorted(set(train) & set(test))
+    if both:
+        raise FileProblem(split_file, f"slide(s) listed in both train and test: {', '.join(both[:3])}")
+    split = {name: "train" for name in train}
+    split.update({name: "test" for name in test})
     return split
 
 
 def write_split(split_file: Path, train: list[str], test: list[str]) -> None:
     """Write a ``split.json`` atomically."""
-    tmp = split_file.with_suffix(".json.tmp")
+    split_file = Path(split_file)
+    tmp = split_file.with_name(split_file.name + ".tmp")
     tmp.write_text(json.dumps({"train": sorted(train), "test": sorted(test)}, indent=1))
     os.replace(tmp, split_file)
 

@@ -128,7 +128,7 @@ class SlideRunnerDB:
         path = Path(path)
         check_sqlite_file(path)
         try:
-            con = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
+            con = sqlite3.connect(_readonly_uri(path), uri=True)
             tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as err:
             raise DatabaseError(path, f"cannot be read as SQLite ({err})") from err
@@ -198,7 +198,9 @@ class SlideRunnerDB:
         return self._query("SELECT uid, name FROM Classes ORDER BY uid")
 
     def class_names(self) -> dict[int, str]:
-        return dict(zip(self.classes()["uid"].astype(int), self.classes()["name"]))
+        """Class uid -> name, from the Classes table."""
+        classes = self.classes()
+        return dict(zip(classes["uid"].astype(int), classes["name"]))
 
     def persons(self) -> pd.DataFrame:
         """Columns: uid, name."""
@@ -219,15 +221,28 @@ class SlideRunnerDB:
     def annotations(self, slide: int | None = None) -> pd.DataFrame:
         """Columns: uid, slide, type, agreed_class (one row per annotation)."""
         where, params = ("WHERE slide = ?", (slide,)) if slide is not None else ("", ())
-        df = self._query(f"SELECT uid, slide, type, agreedClass AS agreed_class FROM Annotations {where} ORDER BY uid", params)
-        return df
+        return self._query(
+            f"SELECT uid, slide, type, agreedClass AS agreed_class FROM Annotations {where} ORDER BY uid", params)
+
+    def class_counts(self) -> pd.DataFrame:
+        """Annotations per slide and ``agreedClass`` (every annotation type), counted in SQL.
+
+        Returns:
+            DataFrame with columns slide (uid), agreed_class, n.
+        """
+        return self._query("SELECT slide, agreedClass AS agreed_class, COUNT(*) AS n FROM Annotations "
+                           "GROUP BY slide, agreedClass ORDER BY slide, agreedClass")
 
     def coordinates(self, slide: int | None = None) -> pd.DataFrame:
-        """Columns: anno_id, order, x, y (level-0 px), sorted by annotation and vertex order."""
+        """Columns: anno_id, order, x, y (level-0 px), sorted by annotation and vertex order.
+
+        Vertex order is ``orderIdx``, ties broken by row uid (insertion order): the published Tumorzone
+        database stores ``orderIdx = 1`` for every vertex, its polygons are in insertion order.
+        """
         where, params = ("WHERE slide = ?", (slide,)) if slide is not None else ("", ())
         return self._query(
             "SELECT annoId AS anno_id, orderIdx AS \"order\", coordinateX AS x, coordinateY AS y "
-            f"FROM Annotations_coordinates {where} ORDER BY annoId, orderIdx",
+            f"FROM Annotations_coordinates {where} ORDER BY annoId, orderIdx, uid",
             params,
         )
 
@@ -255,49 +270,65 @@ class SlideRunnerDB:
             DataFrame with columns anno_id, slide, type, x, y (level-0 px), agreed_class. Annotations without
             any coordinate are left out with a warning naming the database.
         """
-        where, params = ["a.type IN (1, 4)"], []
+        where, params = ["type IN (1, 4)"], []
         if slide is not None:
-            where.append("a.slide = ?")
+            where.append("slide = ?")
             params.append(slide)
         if classes is not None:
             ids = [int(c) for c in classes]
-            where.append(f"a.agreedClass IN ({', '.join('?' * len(ids))})")
+            where.append(f"agreedClass IN ({', '.join('?' * len(ids))})")
             params.extend(ids)
-        df = self._query(
-            "SELECT a.uid AS anno_id, a.slide, a.type, c.coordinateX AS x, c.coordinateY AS y, "
-            "a.agreedClass AS agreed_class FROM Annotations a "
-            "LEFT JOIN Annotations_coordinates c ON c.annoId = a.uid AND c.orderIdx = "
-            "(SELECT MIN(orderIdx) FROM Annotations_coordinates WHERE annoId = a.uid) "
-            f"WHERE {' AND '.join(where)} ORDER BY a.uid",
+        annos = self._query(
+            "SELECT uid AS anno_id, slide, type, agreedClass AS agreed_class FROM Annotations "
+            f"WHERE {' AND '.join(where)} ORDER BY uid",
             params,
         )
+        coord_where, coord_params = ("WHERE slide = ?", (slide,)) if slide is not None else ("", ())
+        first = self._query(  # first vertex of every annotation: lowest orderIdx, then lowest row uid
+            "SELECT annoId AS anno_id, coordinateX AS x, coordinateY AS y FROM Annotations_coordinates "
+            f"{coord_where} ORDER BY annoId, orderIdx, uid",
+            coord_params,
+        ).drop_duplicates("anno_id", keep="first")
+        df = annos.merge(first, on="anno_id", how="left")[["anno_id", "slide", "type", "x", "y", "agreed_class"]]
         return _drop_without_coordinates(df, self.path)
 
     # ------------------------------------------------------------------ reading: objects
-    def slide_annotations(self, slide: int) -> list[Annotation]:
-        """All annotations of a slide as :class:`Annotation` objects (vertices in order, labels in order)."""
+    def slide_annotations(self, slide: int, *, types: Iterable[int] | None = None) -> list[Annotation]:
+        """All annotations of a slide as :class:`Annotation` objects (vertices in order, labels in order).
+
+        Args:
+            slide: slide uid.
+            types: keep only these :class:`AnnotationType` values (default: all).
+
+        Annotations that cannot be drawn are skipped with one warning naming the database and the first
+        uid: no coordinates at all, a polygon with fewer than 3 vertices, a rectangle or circle without
+        exactly 2. (Writing such an annotation raises instead, see :meth:`add_annotation`.)
+        """
         annos = self.annotations(slide)
         coords = self.coordinates(slide)
         labels = self.labels(slide)
+        if types is not None:
+            annos = annos[annos["type"].isin([int(t) for t in types])]
+            coords = coords[coords["anno_id"].isin(annos["uid"])]
+            labels = labels[labels["anno_id"].isin(annos["uid"])]
         vertex_groups = {k: g[["x", "y"]].to_numpy(float) for k, g in coords.groupby("anno_id")}
         label_groups = {
             k: tuple(Label(int(p), int(c), int(o)) for p, c, o in g[["person", "class_id", "order"]].to_numpy())
             for k, g in labels.groupby("anno_id")
         }
-        out = []
-        missing = []
+        out: list[Annotation] = []
+        skipped: dict[str, list[int]] = {}
         for uid, slide_uid, type_, agreed in annos[["uid", "slide", "type", "agreed_class"]].to_numpy():
             vertices = vertex_groups.get(uid)
-            if vertices is None:
-                missing.append(int(uid))
+            problem = _vertex_problem(int(type_), vertices)
+            if problem:
+                skipped.setdefault(problem, []).append(int(uid))
                 continue
-            out.append(
-                Annotation(int(uid), int(slide_uid), AnnotationType(int(type_)), int(agreed), vertices,
-                           label_groups.get(uid, ()))
-            )
-        if missing:
-            warnings.warn(f"{self.path}: {len(missing)} annotation(s) without coordinates skipped "
-                          f"(first uid {missing[0]})", stacklevel=2)
+            out.append(Annotation(int(uid), int(slide_uid), AnnotationType(int(type_)), int(agreed), vertices,
+                                  label_groups.get(uid, ())))
+        for problem, uids in skipped.items():
+            warnings.warn(f"{self.path}: {len(uids)} annotation(s) skipped: {problem} (first uid {uids[0]})",
+                          stacklevel=2)
         return out
 
     # ------------------------------------------------------------------ writing
@@ -378,9 +409,32 @@ class SlideRunnerDB:
                               [(0.0, start + i) for i in range(len(rows))])
 
 
+_NEEDED_VERTICES = {AnnotationType.SPOT: 1, AnnotationType.SPECIAL_SPOT: 1, AnnotationType.RECTANGLE: 2,
+                    AnnotationType.CIRCLE: 2, AnnotationType.POLYGON: 3}
+
+
+def _vertex_problem(type_: int, vertices: np.ndarray | None) -> str | None:
+    """Why an annotation read from a file cannot be used, or None when it can."""
+    if type_ not in AnnotationType._value2member_map_:
+        return f"unknown annotation type {type_}"
+    if vertices is None or len(vertices) == 0:
+        return "no coordinates"
+    kind = AnnotationType(type_)
+    need = _NEEDED_VERTICES[kind]
+    if kind == AnnotationType.POLYGON and len(vertices) < need:
+        return "polygon with fewer than 3 vertices"
+    if kind in (AnnotationType.RECTANGLE, AnnotationType.CIRCLE) and len(vertices) != need:
+        return f"{kind.name.lower()} without exactly 2 vertices"
+    return None
+
+
+def _readonly_uri(path: Path) -> str:
+    """SQLite URI that opens ``path`` read-only (percent-encoded, so '?' or '#' in names are safe)."""
+    return Path(path).resolve().as_uri() + "?mode=ro"
+
+
 def _check_vertex_count(path: Path | None, type_: AnnotationType, n: int) -> None:
-    need = {AnnotationType.SPOT: 1, AnnotationType.SPECIAL_SPOT: 1, AnnotationType.RECTANGLE: 2,
-            AnnotationType.CIRCLE: 2, AnnotationType.POLYGON: 3}[type_]
+    need = _NEEDED_VERTICES[type_]
     ok = n >= need if type_ == AnnotationType.POLYGON else n == need
     if not ok:
         raise DatabaseError(path or Path("?"), f"a {type_.name.lower()} annotation needs "
@@ -408,17 +462,27 @@ def copy_database(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     SlideRunnerDB.open(src).close()  # validates
     tmp = dst.with_name(dst.name + ".tmp")
     tmp.unlink(missing_ok=True)
-    with sqlite3.connect(f"file:{src.resolve()}?mode=ro", uri=True) as source, sqlite3.connect(tmp) as target:
+    source = sqlite3.connect(_readonly_uri(src), uri=True)
+    target = sqlite3.connect(tmp)
+    try:
         source.backup(target)
         if keep_slides is not None:
             names = list(keep_slides)
             marks = ", ".join("?" * len(names))
             drop = [r[0] for r in target.execute(f"SELECT uid FROM Slides WHERE filename NOT IN ({marks})", names)]
             for uid in drop:
-                target.execute("DELETE FROM Annotations_label WHERE annoId IN (SELECT uid FROM Annotations WHERE slide=?)", (uid,))
+                target.execute("DELETE FROM Annotations_label WHERE annoId IN "
+                               "(SELECT uid FROM Annotations WHERE slide = ?)", (uid,))
                 target.execute("DELETE FROM Annotations_coordinates WHERE slide = ?", (uid,))
                 target.execute("DELETE FROM Annotations WHERE slide = ?", (uid,))
                 target.execute("DELETE FROM Slides WHERE uid = ?", (uid,))
+        target.commit()
+    except BaseException:
+        target.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        source.close()
     target.close()
     os.replace(tmp, dst)
     return dst

@@ -24,6 +24,10 @@ from ccmct.errors import SlideError
 # openslide-bin ships the native library; openslide-python finds it on import.
 import openslide  # noqa: E402
 
+MAX_PLAUSIBLE_MPP = 100.0
+"""µm/px above which a recorded resolution is taken as a placeholder, not a scan: generic TIFFs carry the
+72-dpi default (25400 / 72 = 352.8 µm/px); whole-slide scanners record 0.1 - 20 µm/px."""
+
 
 class Slide:
     """A whole-slide image opened with OpenSlide.
@@ -75,7 +79,8 @@ class Slide:
         """µm per level-0 pixel (x): the override if given, else the slide's ``openslide.mpp-x``.
 
         Raises:
-            SlideError: neither exists (pass ``mpp=`` / ``--mpp``).
+            SlideError: neither exists, or the recorded value is a placeholder (above
+                :data:`MAX_PLAUSIBLE_MPP`); pass ``mpp=`` / ``--mpp``.
         """
         if self._mpp_override is not None:
             return float(self._mpp_override)
@@ -83,7 +88,15 @@ class Slide:
         if value is None:
             raise SlideError(self.path, "the slide records no microns per pixel (openslide.mpp-x); "
                                         "pass an explicit mpp (--mpp)")
-        return float(value)
+        try:
+            mpp = float(value)
+        except ValueError:
+            mpp = float("nan")
+        if not 0 < mpp <= MAX_PLAUSIBLE_MPP:
+            raise SlideError(self.path, f"the slide's openslide.mpp-x {value!r} is not a microscope's "
+                                        f"resolution (expected 0 < mpp <= {MAX_PLAUSIBLE_MPP:g} µm/px; a generic "
+                                        "TIFF's default 72 dpi reads as 352.8); pass an explicit mpp (--mpp)")
+        return mpp
 
     # ------------------------------------------------------------------ pixels
     def read_region(self, x_l0: int, y_l0: int, size_wh: tuple[int, int], *, level: int = 0) -> np.ndarray:
@@ -144,7 +157,8 @@ class Slide:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Slide({str(self.path)!r}, dimensions={self.dimensions})"
+        state = f"closed: {self._poisoned}" if self._poisoned is not None else f"dimensions={self.dimensions}"
+        return f"Slide({str(self.path)!r}, {state})"
 
 
 def _rgba_to_rgb_white(rgba: np.ndarray) -> np.ndarray:
@@ -164,19 +178,25 @@ def open_slide(path: str | os.PathLike[str], *, mpp: float | None = None) -> Sli
 
 
 @lru_cache(maxsize=16)
-def _cached_slide(path: str, pid: int) -> Slide:
-    return Slide(path)
+def _cached_slide(path: str, pid: int, mpp: float | None) -> Slide:
+    return Slide(path, mpp=mpp)
 
 
-def cached_slide(path: str | os.PathLike[str]) -> Slide:
+def cached_slide(path: str | os.PathLike[str], *, mpp: float | None = None) -> Slide:
     """A per-process, reused handle (for DataLoader workers: each process gets its own).
 
+    Args:
+        path: slide file.
+        mpp: µm per level-0 pixel overriding the slide's metadata (part of the cache key).
+
     A handle that raised is dropped from the cache, so the next call reopens (and fails clearly again).
+    Do not close the returned handle; it is shared within the process.
     """
-    slide = _cached_slide(str(Path(path).resolve()), os.getpid())
+    key = (str(Path(path).resolve()), os.getpid(), None if mpp is None else float(mpp))
+    slide = _cached_slide(*key)
     if slide._poisoned is not None:
         _cached_slide.cache_clear()
-        slide = _cached_slide(str(Path(path).resolve()), os.getpid())
+        slide = _cached_slide(*key)
     return slide
 
 

@@ -1,0 +1,105 @@
+"""Training presets, selected by name: ``smoke`` (seconds, CI), ``quick`` (CPU demo, minutes), ``paper``.
+
+The ``paper`` detector schedule is the paper's (Bertram et al. 2019; original_facts.md §3.2): pseudo-epochs
+of 5,000 patches of 256 px; 1 initial pseudo-epoch with the backbone frozen; the heads 3 x 10 pseudo-epochs
+one-cycle at max lr 1e-4 with Adam; then the whole network 2 x 30 pseudo-epochs with early stopping on
+validation, best model kept. ``quick`` and ``smoke`` start from random weights on CPU, so they train the
+whole network from the start (freezing a random backbone teaches nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from ccmct.errors import CcmctError
+
+__all__ = ["DETECTOR_PRESETS", "DetectorPreset", "Stage", "detector_preset"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One block of the schedule: ``cycles`` one-cycle runs of ``epochs`` pseudo-epochs each.
+
+    Attributes:
+        cycles: one-cycle runs in this block.
+        epochs: pseudo-epochs per cycle.
+        lr_max: peak learning rate (heads; the backbone gets ``lr_max * backbone_lr_factor``).
+        frozen: backbone frozen (its BatchNorm layers still adapt, as fastai does).
+        early_stopping: stop a cycle when the validation F1 has not improved for ``patience`` epochs;
+            the best weights of the block are restored at its end.
+        backbone_lr_factor: discriminative learning rate of the unfrozen backbone.
+    """
+
+    cycles: int
+    epochs: int
+    lr_max: float
+    frozen: bool
+    early_stopping: bool = False
+    backbone_lr_factor: float = 0.1
+
+
+@dataclass(frozen=True)
+class DetectorPreset:
+    """Everything a detector training run needs besides the data.
+
+    Attributes:
+        name: preset name.
+        patches_per_epoch: patches drawn per training pseudo-epoch (over all processes).
+        val_patches: fixed validation patches (lower halves), drawn once per run.
+        batch_size: patches per step and process.
+        stages: the schedule, run in order.
+        patience: early-stopping patience, pseudo-epochs.
+        fpn_channels: FPN / head width.
+        head_convs: 3x3 convs per head before the output conv.
+        num_workers: patch reader processes per training process.
+        val_score_threshold: detection score for the validation patch F1.
+        p_mitosis, p_negative, p_random: sampler case probabilities (paper 0.5 / 0.4 / 0.1).
+    """
+
+    name: str
+    patches_per_epoch: int
+    val_patches: int
+    batch_size: int
+    stages: tuple[Stage, ...]
+    patience: int = 5
+    fpn_channels: int = 256
+    head_convs: int = 4
+    num_workers: int = 4
+    val_score_threshold: float = 0.5
+    p_mitosis: float = 0.5
+    p_negative: float = 0.4
+    p_random: float = 0.1
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(s.cycles * s.epochs for s in self.stages)
+
+
+DETECTOR_PRESETS = MappingProxyType({
+    "smoke": DetectorPreset(
+        "smoke", patches_per_epoch=32, val_patches=8, batch_size=4, fpn_channels=32, head_convs=1,
+        num_workers=0, stages=(Stage(1, 2, 3e-3, frozen=False, backbone_lr_factor=1.0),
+                               Stage(1, 1, 1e-3, frozen=True))),
+    "quick": DetectorPreset(
+        "quick", patches_per_epoch=320, val_patches=160, batch_size=16, fpn_channels=64, head_convs=2,
+        num_workers=1, stages=(Stage(1, 8, 2e-3, frozen=False, backbone_lr_factor=1.0),)),
+    "paper": DetectorPreset(
+        "paper", patches_per_epoch=5000, val_patches=1000, batch_size=16, patience=10,
+        stages=(Stage(1, 1, 1e-4, frozen=True), Stage(3, 10, 1e-4, frozen=True),
+                Stage(2, 30, 1e-4, frozen=False, early_stopping=True))),
+})
+"""Preset name -> :class:`DetectorPreset`."""
+
+
+def detector_preset(name: str) -> DetectorPreset:
+    """The detector preset called ``name``.
+
+    Raises:
+        CcmctError: unknown name (the message lists the valid ones).
+    """
+    try:
+        return DETECTOR_PRESETS[name]
+    except KeyError:
+        msg = f"unknown detector preset {name!r}; choose one of {', '.join(DETECTOR_PRESETS)}"
+        raise CcmctError(msg) from None
