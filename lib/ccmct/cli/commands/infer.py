@@ -1,0 +1,99 @@
+"""``ccmct infer``: stage-1 detections on the slides of one split (the paper's ``Inference-RetinaNet.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ccmct.cli.common import add_data_root, add_json, print_json
+
+EPILOG = """examples:
+  ccmct infer --model models/ODAEL --data-root data --split test
+  ccmct infer --model models/ODAEL --data-root data --split train --out results/RetinaNet-ODAEL-train.npz
+  ccmct infer --model models/ODAEL --data-root data --split test --out authors-style.p.bz2 --all-tiles
+  torchrun --nproc_per_node=4 --no-python ccmct infer --model models/ODAEL --data-root data --split test
+
+A rerun with the same --out skips slides finished earlier (kept in <out>.parts/). Exit code 0: every slide
+done; 1: some slides were missing or unreadable (listed; the others are in the result file); 2: bad input.
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "infer", help="detect mitotic figures on whole slides (stage 1)",
+        description="Sliding-window detection over whole slides with a trained model directory: tissue tiles "
+                    "only, tiles of the model's size (256 px) at the authors' stride (230 px) incl. the "
+                    "right/bottom margins, per-tile NMS, "
+                    "slide-level distance NMS (25 px).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True,
+                        help="model directory (config.json + weights.pt from `ccmct train`)")
+    add_data_root(parser)
+    parser.add_argument("--split", choices=("test", "train"), required=True,
+                        help="slides to process: the data root's test or train slides")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="result file; .p.bz2 = the authors' pickle dict, else the primary .npz format "
+                             "(default: ./RetinaNet-<variant>-<split>.npz)")
+    parser.add_argument("--batch-size", type=_count(1), default=16, help="tiles per forward pass (default 16)")
+    parser.add_argument("--workers", type=_count(0), default=2,
+                        help="reader processes per slide, each with its own slide handle (default 2)")
+    parser.add_argument("--all-tiles", action="store_true",
+                        help="process every tile incl. background, as the authors did (default: tissue only)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="default: cuda if available; under torchrun each rank uses cuda:LOCAL_RANK")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_json(parser)
+    parser.set_defaults(func=run)
+
+
+def _count(minimum: int):
+    """argparse type: an integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def slides_of_split(data_root: Path, split: str) -> dict[str, Path]:
+    """Slide file name -> path for the slides of ``split`` in a data root (sorted by name)."""
+    from ccmct.config.paths import DataRoot
+
+    root = DataRoot(data_root)
+    return {name: root.slide_path(name) for name, s in sorted(root.split().items()) if s == split}
+
+
+def run(args: argparse.Namespace) -> int:
+    from ccmct.data.results import result_filename
+    from ccmct.inference.detector import InferenceOptions
+    from ccmct.inference.runner import run_inference
+    from ccmct.models.io import load_model_dir
+
+    out = args.out
+    if out is None:
+        _, config = load_model_dir(args.model)  # also checks the directory before any work
+        out = Path(result_filename(config.variant or args.model.name, args.split))
+    options = InferenceOptions(batch_size=args.batch_size, workers=args.workers, all_tiles=args.all_tiles)
+    report = run_inference(args.model, slides_of_split(args.data_root, args.split), out, options=options,
+                           device=args.device, progress=not args.no_progress)
+    return _finish(report, as_json=args.json)
+
+
+def _finish(report, *, as_json: bool) -> int:
+    """Print the summary (rank 0) and return the exit code (1 when a slide failed)."""
+    code = 1 if report.failed else 0
+    if report.out is None:  # another rank: rank 0 reports
+        return code
+    if as_json:
+        print_json(report.as_dict())
+        return code
+    log = logging.getLogger("ccmct.infer")
+    total = sum(report.n_detections.values())
+    log.info("wrote %s: %d slides, %d detections (%d computed, %d from earlier runs)", report.out,
+             len(report.n_detections), total, len(report.computed), len(report.resumed))
+    for name, reason in report.failed.items():
+        log.error("failed: %s: %s", name, reason)
+    return code
