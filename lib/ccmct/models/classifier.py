@@ -1,0 +1,293 @@
+"""The second-stage cell classifier: ResNet-18 body + fastai head, its configuration and model directory.
+
+The network is what fastai's ``vision_learner(dls, resnet18, n_out=4)`` builds (torchvision ResNet-18 cut
+before its pooling layer, fastai's concat-pool head), so a model trained with fastai and one rebuilt here for
+inference share one state dict. A model directory holds::
+
+    weights.pt    the state dict (load with torch.load(weights_only=True))
+    config.json   {"format_version": 1, "kind": "cell_classifier", "ccmct_version": ..., "config": {...}}
+                  config = architecture, class order (ids, names, Table 3 abbreviations), patch size,
+                  normalisation mean/std, preset, variant, training summary (ClassifierConfig.to_dict)
+
+written and read through :mod:`ccmct.models.io` (this module registers the kind in ``MODEL_KINDS``).
+Never a pickled Learner.
+
+Example:
+    >>> model = build_classifier(4)                                 # random init
+    >>> model(torch.zeros(2, 3, 128, 128)).shape
+    torch.Size([2, 4])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ccmct.errors import ModelError
+
+KIND = "cell_classifier"
+ARCHITECTURE = "resnet18"
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Everything needed to use a trained cell classifier (written as ``config.json``).
+
+    Attributes:
+        class_ids: database class id per output index (order MF, LA, Gr, TC).
+        class_names: class name per output index.
+        class_short: Table 3 abbreviation per output index.
+        patch_size_px: side of the level-0 input patch, px.
+        mean, std: per-channel normalisation of [0, 1] RGB.
+        architecture: backbone name (``resnet18``).
+        preset: training preset name.
+        variant: label set it was trained on (MEL / HEAEL / ODAEL).
+        training: free-form summary (validation rule, accuracy, seed, ...).
+    """
+
+    class_ids: tuple[int, ...]
+    class_names: tuple[str, ...]
+    class_short: tuple[str, ...]
+    patch_size_px: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    architecture: str = ARCHITECTURE
+    preset: str | None = None
+    variant: str | None = None
+    training: dict = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_ids)
+
+    def index_of(self, class_id: int) -> int:
+        """Output index of a database class id.
+
+        Raises:
+            ModelError: the classifier has no output for that class.
+        """
+        if class_id not in self.class_ids:
+            raise ModelError(Path("config.json"), f"the classifier has no output for class id {class_id} "
+                                                f"(it knows {list(self.class_ids)})")
+        return self.class_ids.index(class_id)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (the ``config`` entry of ``config.json``)."""
+        document = asdict(self)
+        return json.loads(json.dumps(document, default=_json_default))
+
+    @classmethod
+    def from_dict(cls, document: dict) -> "ClassifierConfig":
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: a missing or malformed field.
+        """
+        try:
+            return cls(
+                class_ids=tuple(int(c) for c in document["class_ids"]),
+                class_names=tuple(str(n) for n in document["class_names"]),
+                class_short=tuple(str(n) for n in document["class_short"]),
+                patch_size_px=int(document["patch_size_px"]),
+                mean=tuple(float(v) for v in document["mean"]),
+                std=tuple(float(v) for v in document["std"]),
+                architecture=str(document.get("architecture", ARCHITECTURE)),
+                preset=document.get("preset"),
+                variant=document.get("variant"),
+                training=dict(document.get("training") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"cell-classifier config has a missing or bad field ({err!r})") from err
+
+
+# ---------------------------------------------------------------------------------------------- network
+def resnet18_arch(*, weights_path: str | os.PathLike[str] | None = None, imagenet: bool = False):
+    """A torchvision ResNet-18 constructor for fastai (``arch(pretrained)`` signature).
+
+    Args:
+        weights_path: a local torchvision ``resnet18`` state dict (``.pth``), loaded with ``weights_only=True``.
+        imagenet: download torchvision's ImageNet weights (needs the internet; cached in ``$TORCH_HOME``).
+
+    Returns:
+        A function ``arch(pretrained: bool = False) -> torchvision ResNet``.
+    """
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    def arch(pretrained: bool = False, **_ignored) -> nn.Module:
+        if weights_path is not None:
+            model = resnet18(weights=None)
+            model.load_state_dict(_load_state_dict(Path(weights_path)))
+            return model
+        if imagenet and pretrained:
+            try:
+                return resnet18(weights=ResNet18_Weights.IMAGENET1K_V1)
+            except (OSError, RuntimeError) as err:  # URLError is an OSError
+                raise ModelError(Path(os.environ.get("TORCH_HOME", "~/.cache/torch")),
+                                 f"cannot get torchvision's ImageNet ResNet-18 weights ({err}); "
+                                 "pass a local file (--weights) or train without (--no-pretrained)") from err
+        return resnet18(weights=None)
+
+    return arch
+
+
+def build_classifier(n_classes: int, *, arch=None, pretrained: bool = False) -> nn.Module:
+    """The classifier network fastai's ``vision_learner`` builds for ResNet-18 (body cut at -2 + head).
+
+    Args:
+        n_classes: number of outputs.
+        arch: from :func:`resnet18_arch` (default: random init).
+        pretrained: whether ``arch`` brings weights (fastai then keeps the first layer's weights).
+
+    Returns:
+        ``nn.Sequential(body, head)``: (B, 3, H, W) normalised float -> (B, n_classes) logits.
+    """
+    from fastai.vision.learner import create_vision_model
+
+    return create_vision_model(arch or resnet18_arch(), n_classes, pretrained=pretrained, cut=-2)
+
+
+def classifier_splitter(model: nn.Module):
+    """fastai parameter groups of the ResNet-18 classifier (stem+layer1 / layer2-4 / head), as fastai's resnet."""
+    from fastai.vision.learner import _resnet_split
+
+    return _resnet_split(model)
+
+
+# ---------------------------------------------------------------------------------------------- model dir
+def _factory(config: ClassifierConfig) -> nn.Module:
+    if config.architecture != ARCHITECTURE:
+        raise ValueError(f"architecture {config.architecture!r} is not supported (expected {ARCHITECTURE!r})")
+    return build_classifier(config.n_classes)
+
+
+MODEL_KINDS = {KIND: (ClassifierConfig, _factory)}
+"""Registration with :mod:`ccmct.models.io` (kind -> (config class, model factory))."""
+
+
+def save_classifier_dir(directory: str | os.PathLike[str], model: nn.Module, config: ClassifierConfig) -> Path:
+    """Write ``weights.pt`` then ``config.json`` (:func:`ccmct.models.io.save_model_dir`, atomic per file)."""
+    from ccmct.models.io import save_model_dir
+
+    return save_model_dir(directory, model, config)
+
+
+def load_classifier_config(directory: str | os.PathLike[str]) -> ClassifierConfig:
+    """Read a model directory's ``config.json`` without building the network.
+
+    Raises:
+        ModelError: missing, unreadable, another kind or format version.
+    """
+    from ccmct.models.io import CONFIG_FILE as config_file
+    from ccmct.models.io import FORMAT_VERSION as format_version
+
+    path = Path(directory) / config_file
+    if not path.is_file():
+        raise ModelError(path, "missing: not a model directory (train a classifier with `ccmct train-classifier`)")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelError(path, f"not valid JSON ({err})") from err
+    if not isinstance(document, dict) or document.get("kind") != KIND:
+        found = document.get("kind") if isinstance(document, dict) else None
+        raise ModelError(path, f"model kind {found!r}, expected a cell classifier ({KIND!r})")
+    if document.get("format_version") != format_version:
+        raise ModelError(path, f"model format version {document.get('format_version')!r}, this ccmct reads "
+                               f"{format_version}")
+    try:
+        config = ClassifierConfig.from_dict(document.get("config", {}))
+    except (TypeError, ValueError) as err:
+        raise ModelError(path, f"invalid config ({err})") from err
+    if config.architecture != ARCHITECTURE:
+        raise ModelError(path, f"architecture {config.architecture!r} is not supported (expected {ARCHITECTURE!r})")
+    return config
+
+
+def load_classifier_dir(directory: str | os.PathLike[str], *, device: str | torch.device = "cpu"
+                        ) -> tuple[nn.Module, ClassifierConfig]:
+    """Rebuild the network of a classifier model directory and load its weights (``weights_only=True``).
+
+    Returns:
+        (model in eval mode on ``device``, config).
+
+    Raises:
+        ModelError: a missing file, another kind or format, or weights that do not fit the architecture.
+    """
+    from ccmct.models.io import load_model_dir
+
+    load_classifier_config(directory)  # clear message for a detector directory, before building anything
+    return load_model_dir(directory, map_location=device)
+
+
+def _load_state_dict(path: Path) -> dict:
+    if not path.exists():
+        raise ModelError(path, "weights file missing")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
+        raise ModelError(path, f"not a loadable state dict ({type(err).__name__}: {err})") from err
+    if not isinstance(state, dict):
+        raise ModelError(path, f"expected a state dict, found {type(state).__name__}")
+    return state
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------- prediction
+@torch.no_grad()
+def predict_probabilities(model: nn.Module, dataset: torch.utils.data.Dataset, *, batch_size: int = 64,
+                          num_workers: int = 0, device: str | torch.device | None = None,
+                          progress: bool = False, desc: str = "classify") -> np.ndarray:
+    """Softmax class probabilities for every item of a dataset, in dataset order, in batches.
+
+    Args:
+        model: the classifier (set to eval mode here).
+        dataset: yields (normalised image (3, H, W), label); e.g. :class:`ccmct.sampling.cells.CellPatchDataset`.
+        batch_size: patches per forward pass.
+        num_workers: DataLoader reader processes (each keeps its own slide handles).
+        device: where the model runs (default: the model's device).
+        progress: show a tqdm bar.
+        desc: bar label.
+
+    Returns:
+        (N, n_classes) float32 probabilities.
+    """
+    from tqdm.auto import tqdm
+
+    model.eval()
+    device = device or next(model.parameters()).device
+    model.to(device)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                                         persistent_workers=False, pin_memory=torch.device(device).type == "cuda")
+    out: list[np.ndarray] = []
+    for images, _labels in tqdm(loader, disable=not progress, desc=desc, unit="batch"):
+        logits = model(images.to(device, non_blocking=True))
+        out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+    if not out:
+        n_out = _n_outputs(model)
+        return np.zeros((0, n_out), np.float32)
+    return np.concatenate(out).astype(np.float32)
+
+
+def _n_outputs(model: nn.Module) -> int:
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    return int(last.out_features)
+
+
+def class_order(class_ids: Sequence[int]) -> dict[int, int]:
+    """class id -> output index."""
+    return {int(c): i for i, c in enumerate(class_ids)}
