@@ -52,7 +52,8 @@ class DetectorPreset:
         patience: early-stopping patience, pseudo-epochs.
         fpn_channels: FPN / head width.
         head_convs: 3x3 convs per head before the output conv.
-        num_workers: patch reader processes per training process.
+        num_workers: patch reader processes per training process (0 = read in the training process: the
+            fastest on a 2-core CPU, where a reader process competes with the model's threads).
         val_score_threshold: detection score for the validation patch F1.
         p_mitosis, p_negative, p_random: sampler case probabilities (paper 0.5 / 0.4 / 0.1).
     """
@@ -78,12 +79,12 @@ class DetectorPreset:
 
 DETECTOR_PRESETS = MappingProxyType({
     "smoke": DetectorPreset(
-        "smoke", patches_per_epoch=32, val_patches=8, batch_size=4, fpn_channels=32, head_convs=1,
-        num_workers=0, stages=(Stage(1, 2, 3e-3, frozen=False, backbone_lr_factor=1.0),
+        "smoke", patches_per_epoch=32, val_patches=8, batch_size=8, fpn_channels=32, head_convs=1,
+        num_workers=0, stages=(Stage(1, 2, 1e-3, frozen=False, backbone_lr_factor=1.0),
                                Stage(1, 1, 1e-3, frozen=True))),
     "quick": DetectorPreset(
-        "quick", patches_per_epoch=320, val_patches=160, batch_size=16, fpn_channels=64, head_convs=2,
-        num_workers=1, stages=(Stage(1, 8, 2e-3, frozen=False, backbone_lr_factor=1.0),)),
+        "quick", patches_per_epoch=288, val_patches=128, batch_size=16, fpn_channels=64, head_convs=2,
+        num_workers=0, stages=(Stage(1, 10, 2e-3, frozen=False, backbone_lr_factor=1.0),)),
     "paper": DetectorPreset(
         "paper", patches_per_epoch=5000, val_patches=1000, batch_size=16, patience=10,
         stages=(Stage(1, 1, 1e-4, frozen=True), Stage(3, 10, 1e-4, frozen=True),

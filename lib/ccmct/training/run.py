@@ -1,0 +1,77 @@
+"""One call that trains a detector end to end: :func:`train_detector` (what ``ccmct train`` runs)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from ccmct.config.presets import DetectorPreset, detector_preset
+from ccmct.training.distributed import barrier, init_distributed
+from ccmct.training.export import export_detector, read_summary
+from ccmct.training.learner import build_learner, detector_config
+from ccmct.training.schedule import CHECKPOINT_DIR, copy_state_for_report, run_schedule
+
+__all__ = ["train_detector"]
+
+log = logging.getLogger(__name__)
+
+
+def train_detector(root: str | os.PathLike[str], variant: str, preset: str | DetectorPreset,
+                   out_dir: str | os.PathLike[str], *, seed: int = 0,
+                   backbone_weights: str | os.PathLike[str] | None = None, num_workers: int | None = None,
+                   progress: bool = True) -> dict:
+    """Train the first-stage detector and write a model directory.
+
+    Runs on one process, or data-parallel under ``torchrun`` (see :mod:`ccmct.training.distributed`).
+    An interrupted run resumes from ``out_dir/checkpoint``; a finished one is not trained again.
+
+    Args:
+        root: data root.
+        variant: MEL, HEAEL or ODAEL.
+        preset: ``smoke`` / ``quick`` / ``paper`` or a :class:`DetectorPreset`.
+        out_dir: model directory to write (``weights.pt``, ``config.json``, ``training.json``).
+        seed: seeds weights and patch draws.
+        backbone_weights: ``None`` (random init), ``"pretrained"`` (torchvision ImageNet) or a local file.
+        num_workers: patch reader processes (default: the preset's).
+        progress: fastai progress bars.
+
+    Returns:
+        The summary written to ``training.json``: variant, preset, seed, epochs, seconds, ``final`` and
+        ``best`` validation rows (``valid_loss``, ``focal_loss``, ``box_loss``, ``patch_f1``), ``history``.
+    """
+    preset = detector_preset(preset) if isinstance(preset, str) else preset
+    out_dir = Path(out_dir)
+    dist = init_distributed()
+    init = "none" if backbone_weights in (None, "none") else str(backbone_weights)
+    config_dict = detector_config(preset, variant, backbone_init=init).to_dict()
+    done = read_summary(out_dir)
+    if done and done.get("finished") and done.get("config") == config_dict and done.get("seed") == seed:
+        log.info("%s: already trained (delete it to train again)", out_dir)
+        return done
+    if dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    barrier()
+    start = time.perf_counter()
+    run = build_learner(root, variant, preset, seed=seed, backbone_weights=backbone_weights, dist=dist,
+                        num_workers=num_workers, progress=progress)
+    state = run_schedule(run, out_dir, is_main=dist.is_main)
+    report = copy_state_for_report(state)
+    history = report["history"]
+    best = next((r for r in history if r["epoch"] == state["stage_best_epoch"]), None)
+    summary = {"finished": True, "variant": variant, "preset": preset.name, "seed": seed,
+               "world_size": dist.world_size, "epochs": len(history), "seconds": time.perf_counter() - start,
+               "patches_per_epoch": preset.patches_per_epoch, "initial": report.get("initial"),
+               "final": history[-1] if history else None,
+               "best": best, "config": config_dict, "history": history}
+    if dist.is_main:
+        model = getattr(run.learn.model, "module", run.learn.model)
+        export_detector(out_dir, model.float(), run.config, summary)
+        shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
+    barrier()
+    torch.cuda.empty_cache() if torch.cuda.is_available() else None
+    return summary

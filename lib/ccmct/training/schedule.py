@@ -1,0 +1,195 @@
+"""The training schedule of a preset, with checkpoints so that an interrupted run resumes.
+
+The schedule is a list of *units*: one one-cycle fit of ``stage.epochs`` pseudo-epochs each (``stage.cycles``
+units per stage). After every pseudo-epoch the main process writes ``<out>/checkpoint/state.pt`` (model and
+optimizer state, unit, epoch within it, global pseudo-epoch, early-stopping state, history; a plain dict
+loadable with ``weights_only=True``) atomically. A new run with the same ``--out`` skips the finished units
+and restarts the interrupted one at its next pseudo-epoch (fastai ``fit_one_cycle(start_epoch=...)``, which
+keeps the one-cycle position). Stages with early stopping end a cycle when the validation patch F1 has not
+improved for ``preset.patience`` pseudo-epochs and restore the best weights of the stage at its end.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from fastai.callback.core import Callback, CancelFitException
+
+from ccmct.config.presets import DetectorPreset, Stage
+from ccmct.errors import CcmctError
+
+__all__ = ["CHECKPOINT_DIR", "ScheduleCallback", "load_state", "run_schedule", "units"]
+
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "state.pt"
+
+
+def units(preset: DetectorPreset) -> list[tuple[int, Stage]]:
+    """The schedule flattened to ``(stage index, stage)`` per one-cycle fit."""
+    return [(i, stage) for i, stage in enumerate(preset.stages) for _ in range(stage.cycles)]
+
+
+def _unwrap(model):
+    return getattr(model, "module", model)
+
+
+def _plain(obj):
+    """fastai's optimizer state (fastcore ``L``, numpy scalars) as plain containers for ``weights_only``."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)) or type(obj).__name__ == "L":
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _atomic_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    os.chmod(tmp, 0o644)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_state(out_dir: Path, config_dict: dict) -> dict | None:
+    """The checkpoint of an interrupted run in ``out_dir`` (None if there is none).
+
+    Raises:
+        CcmctError: the checkpoint belongs to another model configuration or cannot be read.
+    """
+    path = Path(out_dir) / CHECKPOINT_DIR / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001
+        raise CcmctError(f"{path}: cannot read the checkpoint ({err}); delete it to start over") from err
+    if state.get("config") != config_dict:
+        raise CcmctError(f"{path}: checkpoint of another configuration (preset / variant / architecture); "
+                         "use another --out or delete the checkpoint folder")
+    return state
+
+
+def _new_state(config_dict: dict) -> dict:
+    return {"config": config_dict, "unit": 0, "epoch_in_unit": 0, "global_epoch": 0, "stage_best": None,
+            "stage_best_epoch": -1, "wait": 0, "stage_of_best": -1, "history": [], "model": None, "opt": None,
+            "best_model": None, "initial": None}
+
+
+class ScheduleCallback(Callback):
+    """Per pseudo-epoch: sets the training draw, records history, keeps the best, early-stops, checkpoints."""
+
+    order = 60  # after the Recorder (50): metrics of the epoch are in learn.final_record
+
+    def __init__(self, state: dict, *, unit: int, stage_index: int, stage: Stage, start_epoch: int,
+                 patience: int, checkpoint: Path | None):
+        self.state, self.unit, self.stage_index, self.stage = state, unit, stage_index, stage
+        self.start_epoch, self.patience, self.checkpoint = start_epoch, patience, checkpoint
+
+    def before_epoch(self):
+        if self.epoch >= self.start_epoch:
+            self.dls.train.dataset.set_epoch(self.state["global_epoch"])
+            self._started = time.perf_counter()
+
+    def after_epoch(self):
+        if self.epoch < self.start_epoch or not hasattr(self.learn, "final_record"):
+            return
+        names = self.recorder.metric_names[1:-1]
+        row = dict(zip(names, [float(v) if v is not None else None for v in self.learn.final_record]))
+        row.update(unit=self.unit, stage=self.stage_index, epoch=self.state["global_epoch"],
+                   frozen=self.stage.frozen, seconds=round(time.perf_counter() - self._started, 2))
+        state = self.state
+        state["history"].append(row)
+        state["global_epoch"] += 1
+        state["epoch_in_unit"] = self.epoch + 1
+        score = (row.get("patch_f1") or 0.0, -(row.get("valid_loss") or 0.0))
+        if state["stage_of_best"] != self.stage_index or state["stage_best"] is None or score > tuple(state["stage_best"]):
+            state.update(stage_best=list(score), stage_of_best=self.stage_index, wait=0,
+                         stage_best_epoch=row["epoch"],
+                         best_model={k: v.detach().cpu().clone() for k, v in _unwrap(self.model).state_dict().items()})
+        else:
+            state["wait"] += 1
+        self._save()
+        if self.stage.early_stopping and state["wait"] >= self.patience:
+            raise CancelFitException()
+
+    def _save(self):
+        if self.checkpoint is None:
+            return
+        self.state["model"] = _unwrap(self.model).state_dict()
+        self.state["opt"] = self.learn.opt.state_dict()
+        _atomic_save(_plain(self.state), self.checkpoint)
+        self.state["model"] = self.state["opt"] = None
+
+
+def run_schedule(run, out_dir: Path, *, is_main: bool = True) -> dict:
+    """Fit ``run.learn`` through ``run.preset``'s schedule, resuming from ``out_dir``'s checkpoint.
+
+    Returns:
+        The final state dict (``history``, ``best_model`` ...); the Learner's model holds the result (the best
+        weights of the last stage if it used early stopping, else the last weights).
+    """
+    learn, preset = run.learn, run.preset
+    config_dict = run.config.to_dict()
+    state = load_state(out_dir, config_dict) or _new_state(config_dict)
+    if state["model"] is not None:
+        _unwrap(learn.model).load_state_dict(state["model"])
+        learn.create_opt()
+        learn.opt.load_state_dict(state["opt"])
+        state["model"] = state["opt"] = None
+    checkpoint = Path(out_dir) / CHECKPOINT_DIR / STATE_FILE if is_main else None
+    if state.get("initial") is None:
+        state["initial"] = _validate(learn)
+    plan = units(preset)
+    for unit, (stage_index, stage) in enumerate(plan):
+        if unit < state["unit"]:
+            continue
+        learn.freeze() if stage.frozen else learn.unfreeze()
+        start = state["epoch_in_unit"] if unit == state["unit"] else 0
+        if start < stage.epochs and not (stage.early_stopping and state["wait"] >= preset.patience and start > 0):
+            lr = stage.lr_max if stage.frozen else slice(stage.lr_max * stage.backbone_lr_factor, stage.lr_max)
+            cb = ScheduleCallback(state, unit=unit, stage_index=stage_index, stage=stage, start_epoch=start,
+                                  patience=preset.patience, checkpoint=checkpoint)
+            learn.fit_one_cycle(stage.epochs, lr, start_epoch=start, cbs=[cb])
+        last_of_stage = unit + 1 == len(plan) or plan[unit + 1][0] != stage_index
+        if stage.early_stopping and last_of_stage and state["best_model"] is not None:
+            _unwrap(learn.model).load_state_dict(state["best_model"])
+        if stage.early_stopping:
+            state["wait"] = 0
+        state.update(unit=unit + 1, epoch_in_unit=0)
+        if checkpoint is not None:
+            ScheduleCallback._save(_Saver(learn, state, checkpoint))
+    return state
+
+
+def _validate(learn) -> dict:
+    """Validation loss, loss parts and patch F1 of the current weights (the untrained model's baseline)."""
+    values = learn.validate()
+    names = ["valid_loss"] + [m.name for m in learn.metrics]
+    return {n: (float(v) if v is not None else None) for n, v in zip(names, values)}
+
+
+class _Saver:
+    """Just enough of a callback for :meth:`ScheduleCallback._save` between units."""
+
+    def __init__(self, learn, state, checkpoint):
+        self.learn, self.model, self.state, self.checkpoint = learn, learn.model, state, checkpoint
+
+
+def copy_state_for_report(state: dict) -> dict:
+    """History and best-epoch info without tensors."""
+    return {k: copy.deepcopy(v) for k, v in state.items() if k not in ("model", "opt", "best_model")}
