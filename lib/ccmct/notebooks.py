@@ -1,0 +1,117 @@
+"""``ccmct notebooks``: execute every notebook of the repository in pipeline order with papermill.
+
+The notebooks share one data root and one output folder: Setup (synthetic data when asked) ->
+RetinaNet-CCMCT-{MEL,HEAEL,ODAEL} -> whole-slide inference (library call, like ``ccmct infer``) ->
+2nd_stage/CellClassification-{MEL,HEAEL,ODAEL} -> second-stage re-scoring (like ``ccmct classify``) ->
+Evaluation -> ablation subsets (``ccmct ablation``) -> AblationStudy/Ablation-Train per subset ->
+AblationStudy_Evaluation. The executed copies are kept in ``<out>/notebooks/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ccmct.config.paths import DataRoot
+from ccmct.types import VARIANTS
+
+log = logging.getLogger("ccmct.notebooks")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The repository holding the notebooks (``lib/ccmct`` lives two levels below it)."""
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """Where one ``ccmct notebooks`` run reads and writes.
+
+    Attributes:
+        data_root: the data root (created by Setup.ipynb when ``synthetic_preset`` is set and it is absent).
+        out_dir: models/, results/, ablation/, ablation_runs/, notebooks/ (executed copies).
+        preset: training preset of every notebook.
+        synthetic_preset: let Setup.ipynb generate this synthetic preset into ``data_root``.
+        hpf: HPF subset sizes of the ablation; ``wsi``: WSI subset sizes.
+    """
+
+    data_root: Path
+    out_dir: Path
+    preset: str = "smoke"
+    synthetic_preset: str | None = None
+    hpf: tuple[float, ...] = (5, 10, 50)
+    wsi: tuple[int, ...] = (3, 6, 12)
+    repo: Path = REPO_ROOT
+    kernel_name: str = "python3"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.out_dir / "models"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.out_dir / "results"
+
+
+def _execute(run: NotebookRun, notebook: str, parameters: dict) -> Path:
+    import papermill
+
+    src = run.repo / notebook
+    if not src.exists():
+        from ccmct.errors import FileProblem
+
+        raise FileProblem(src, "notebook not found (run from a checkout of the ccmct repository)")
+    out = run.out_dir / "notebooks" / notebook
+    out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    log.info("[notebooks] %s ...", notebook)
+    papermill.execute_notebook(str(src), str(out), parameters=parameters, kernel_name=run.kernel_name,
+                               cwd=str(src.parent), progress_bar=False)
+    log.info("[notebooks] %s done in %.0f s", notebook, time.perf_counter() - start)
+    return out
+
+
+def run_notebooks(run: NotebookRun) -> list[Path]:
+    """Execute every notebook in pipeline order; returns the executed copies."""
+    from ccmct.inference.runner import run_inference
+    from ccmct.inference.second_stage import classify_results
+    from ccmct.data.results import result_filename
+
+    data, out = str(Path(run.data_root).resolve()), run.out_dir.resolve()
+    run = NotebookRun(**{**run.__dict__, "out_dir": out, "data_root": Path(data)})
+    executed = [_execute(run, "Setup.ipynb", {"data_root": data, "synthetic_preset": run.synthetic_preset})]
+    root = DataRoot(data)
+    split = root.split()
+    for variant in VARIANTS:
+        model = run.models_dir / f"RetinaNet-{variant}"
+        executed.append(_execute(run, f"RetinaNet-CCMCT-{variant}.ipynb", {
+            "data_root": data, "variant": variant, "preset": run.preset, "out_dir": str(model)}))
+        for which in ("train", "test"):
+            slides = {name: root.slide_path(name) for name, s in sorted(split.items()) if s == which}
+            run_inference(model, slides, run.results_dir / result_filename(variant, which), progress=False)
+    for variant in VARIANTS:
+        classifier = run.models_dir / f"CellClassifier-{variant}"
+        executed.append(_execute(run, f"2nd_stage/CellClassification-{variant}.ipynb", {
+            "data_root": data, "variant": variant, "preset": run.preset, "out_dir": str(classifier)}))
+        for which in ("train", "test"):
+            classify_results(classifier, run.results_dir / result_filename(variant, which), root.wsi_dir,
+                             run.results_dir / result_filename(variant, which, stage=2), num_workers=0,
+                             progress=False)
+    executed.append(_execute(run, "Evaluation.ipynb", {"data_root": data, "results_dir": str(run.results_dir)}))
+    executed += _ablation(run)
+    return executed
+
+
+def _ablation(run: NotebookRun) -> list[Path]:
+    from ccmct.data.subsets import create_hpf_subsets, create_wsi_subsets
+    from ccmct.evaluation.ablation_runs import run_ablation
+
+    subsets, runs = run.out_dir / "ablation", run.out_dir / "ablation_runs"
+    create_hpf_subsets(run.data_root, subsets, hpf=run.hpf)
+    create_wsi_subsets(run.data_root, subsets, wsi=run.wsi)
+    run_ablation(subsets, runs, full_root=run.data_root, preset=run.preset, progress=False,
+                 extra_parameters={"workers": 0})
+    copies = sorted((runs).glob("*/*.ipynb"))
+    return copies + [_execute(run, "AblationStudy_Evaluation.ipynb", {
+        "runs_dir": str(runs), "figure_path": str(run.out_dir / "figure5.png")})]
