@@ -34,6 +34,8 @@ class NotebookRun:
         preset: training preset of every notebook.
         synthetic_preset: let Setup.ipynb generate this synthetic preset into ``data_root``.
         hpf: HPF subset sizes of the ablation; ``wsi``: WSI subset sizes.
+        ablation_subsets: train only these subsets (e.g. ``("0.5HPF",)``); None: every subset created.
+        include_complete: also run the ablation notebook on the complete data root (Fig. 5's last point).
     """
 
     data_root: Path
@@ -42,6 +44,8 @@ class NotebookRun:
     synthetic_preset: str | None = None
     hpf: tuple[float, ...] = (5, 10, 50)
     wsi: tuple[int, ...] = (3, 6, 12)
+    ablation_subsets: tuple[str, ...] | None = None
+    include_complete: bool = True
     repo: Path = REPO_ROOT
     kernel_name: str = "python3"
 
@@ -111,6 +115,7 @@ def _ablation(run: NotebookRun) -> list[Path]:
     create_hpf_subsets(run.data_root, subsets, hpf=run.hpf)
     create_wsi_subsets(run.data_root, subsets, wsi=run.wsi)
     run_ablation(subsets, runs, full_root=run.data_root, preset=run.preset, progress=False,
+                 subsets=run.ablation_subsets, include_complete=run.include_complete,
                  extra_parameters={"workers": 0})
     copies = sorted((runs).glob("*/*.ipynb"))
     return copies + [_execute(run, "AblationStudy_Evaluation.ipynb", {

@@ -7,10 +7,8 @@ import ast
 import json
 from pathlib import Path
 
-import papermill
 import pytest
 
-from ccmct.models.classifier import load_classifier_dir
 
 REPO = Path(__file__).resolve().parents[2]
 VARIANTS = ("MEL", "HEAEL", "ODAEL")
@@ -50,19 +48,3 @@ def test_notebooks_differ_only_in_the_parameters_cell():
         assert body(_load(variant)) == reference
         assert _parameters(_load(variant)) == {**_parameters(_load("ODAEL")), "variant": variant,
                                                "out_dir": f"models/CellClassifier-{variant}"}
-
-
-@pytest.mark.slow
-def test_notebook_executes_on_tiny_with_smoke(tiny_root, tmp_path):
-    out_dir = tmp_path / "cls"
-    executed = tmp_path / "CellClassification-ODAEL.out.ipynb"
-    papermill.execute_notebook(
-        str(NOTEBOOKS["ODAEL"]), str(executed), kernel_name="python3", progress_bar=False, cwd=str(tmp_path),
-        parameters={"data_root": str(tiny_root), "variant": "ODAEL", "preset": "smoke", "out_dir": str(out_dir)})
-    _, config = load_classifier_dir(out_dir)
-    assert config.variant == "ODAEL" and config.preset == "smoke"
-    nb = json.loads(executed.read_text())
-    text = json.dumps([c.get("outputs", []) for c in nb["cells"]])
-    assert "test accuracy:" in text
-    images = sum('"image/png"' in json.dumps(c.get("outputs", [])) for c in nb["cells"])
-    assert images >= 3  # example patches, training curves, confusion matrix

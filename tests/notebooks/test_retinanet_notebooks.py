@@ -27,19 +27,3 @@ def test_committed_without_outputs_and_identical_but_parameters():
         assert [c for c in cells if c is not params[0]] == [c for c in reference if c is not reference[1]]
         variant = path.stem.split("-")[-1]
         assert f'variant = "{variant}"' in "".join(params[0]["source"])
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes_on_tiny_with_smoke(path, tiny_root, tmp_path):
-    import papermill
-
-    variant = path.stem.split("-")[-1]
-    out_dir = tmp_path / "model"
-    papermill.execute_notebook(str(path), str(tmp_path / path.name), kernel_name="python3", progress_bar=False,
-                               parameters={"data_root": str(tiny_root), "variant": variant, "preset": "smoke",
-                                           "out_dir": str(out_dir)}, cwd=str(tmp_path))
-    assert (out_dir / "weights.pt").exists() and (out_dir / "config.json").exists()
-    executed = json.loads((tmp_path / path.name).read_text())
-    images = [o for c in executed["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(images) >= 4     # cases, anchors, loss curves, predictions

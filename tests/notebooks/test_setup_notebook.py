@@ -63,13 +63,3 @@ def test_notebook_downloads_databases_from_a_mirror_and_shows_table1(tmp_path, t
     for filename in table["filename"].head(5):
         assert filename in text
     assert "tumor_area_mm2" in text and "mitotic_figure_ODAEL" in text
-
-
-def test_notebook_generates_the_synthetic_data_set(tmp_path):
-    data_root = tmp_path / "synthetic"
-    notebook = _run(tmp_path, data_root=str(data_root), synthetic_preset="tiny")
-    assert any((data_root / "WSI").glob("*.svs"))
-    text = _outputs_text(notebook)
-    assert "synthetic slides written to" in text and "mitotic_figure_ODAEL" in text
-    images = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(images) == 1

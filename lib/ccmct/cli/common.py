@@ -9,6 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from ccmct.jsonable import json_default
 from ccmct.types import PRESETS, VARIANTS
 
 
@@ -56,17 +57,7 @@ def one_line_warnings(command: str):
 
 
 def print_json(document) -> None:
-    json.dump(document, sys.stdout, indent=1, default=_json_default)
+    json.dump(document, sys.stdout, indent=1, default=json_default)
     sys.stdout.write("\n")
 
 
-def _json_default(value):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ccmct.jsonable import json_default
 from ccmct.errors import ModelError
 
 KIND = "cell_classifier"
@@ -81,7 +82,7 @@ class ClassifierConfig:
     def to_dict(self) -> dict:
         """JSON-ready dict (the ``config`` entry of ``config.json``)."""
         document = asdict(self)
-        return json.loads(json.dumps(document, default=_json_default))
+        return json.loads(json.dumps(document, default=json_default))
 
     @classmethod
     def from_dict(cls, document: dict) -> "ClassifierConfig":
@@ -235,16 +236,6 @@ def _load_state_dict(path: Path) -> dict:
     if not isinstance(state, dict):
         raise ModelError(path, f"expected a state dict, found {type(state).__name__}")
     return state
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 # ---------------------------------------------------------------------------------------------- prediction

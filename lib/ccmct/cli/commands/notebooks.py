@@ -27,15 +27,20 @@ def register(subparsers) -> None:
     parser.add_argument("--hpf", type=float, nargs="+", default=None,
                         help="HPF subset sizes (default 5 10 50; use small values like 0.5 1 on synthetic data)")
     parser.add_argument("--wsi", type=int, nargs="+", default=None, help="WSI subset sizes (default 3 6 12)")
+    parser.add_argument("--ablation-subsets", nargs="+", default=None,
+                        help="train only these ablation subsets, e.g. 10HPF 6WSI (default: all created)")
+    parser.add_argument("--no-complete", action="store_true",
+                        help="skip the ablation run on the complete data root")
     parser.set_defaults(func=_run)
 
 
 def _run(args) -> int:
     from ccmct.notebooks import NotebookRun, run_notebooks
 
-    extra = {k: tuple(v) for k, v in (("hpf", args.hpf), ("wsi", args.wsi)) if v}
+    extra = {k: tuple(v) for k, v in (("hpf", args.hpf), ("wsi", args.wsi), ("ablation_subsets",
+                                                                              args.ablation_subsets)) if v}
     run = NotebookRun(data_root=args.data_root, out_dir=args.out, preset=args.preset,
-                      synthetic_preset=args.synthetic, **extra)
+                      synthetic_preset=args.synthetic, include_complete=not args.no_complete, **extra)
     for path in run_notebooks(run):
         print(path)
     return 0
