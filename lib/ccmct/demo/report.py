@@ -80,7 +80,11 @@ def write_report(plan, *, timings_s: dict) -> dict:
     ]
     for stage in sorted(set(long.stage)):
         sections.append(f"**Stage {stage}** (rows: trained on; columns: tested on)\n")
-        sections.append(markdown_table(table4(long[long.stage == stage])) + "\n")
+        cells = table4(long[long.stage == stage])
+        if isinstance(cells.columns, pd.MultiIndex):
+            cells.columns = [c[-1] for c in cells.columns]
+        cells = cells[[v for v in VARIANTS if v in cells.columns]]
+        sections.append(markdown_table(cells) + "\n")
     sections.append("### Paper vs strict one-to-one F1\n")
     cols = ["stage", "train", "test", "threshold", "train_f1", "tp", "fp", "fn", "f1", "strict_f1"]
     sections.append(markdown_table(long[cols].set_index("stage")) + "\n")
@@ -137,7 +141,9 @@ def _plot_curves(plan, path: Path) -> None:
 
 
 def _best_variant(long: pd.DataFrame) -> tuple[str, float]:
-    row = long[(long.stage == 2) & (long.test == "ODAEL")].sort_values("f1", ascending=False).iloc[0]
+    """The train variant with the best two-stage F1 on the ODAEL test labels (undefined F1 sorts last)."""
+    row = long[(long.stage == 2) & (long.test == "ODAEL")].sort_values("f1", ascending=False,
+                                                                       na_position="last").iloc[0]
     return row.train, float(row.threshold)
 
 
