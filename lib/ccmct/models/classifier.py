@@ -185,22 +185,12 @@ def load_classifier_config(directory: str | os.PathLike[str]) -> ClassifierConfi
     Raises:
         ModelError: missing, unreadable, another kind or format version.
     """
-    from ccmct.models.io import CONFIG_FILE as config_file
-    from ccmct.models.io import FORMAT_VERSION as format_version
+    from ccmct.models.io import CONFIG_FILE, read_config_document
 
-    path = Path(directory) / config_file
-    if not path.is_file():
-        raise ModelError(path, "missing: not a model directory (train a classifier with `ccmct train-classifier`)")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ModelError(path, f"not valid JSON ({err})") from err
-    if not isinstance(document, dict) or document.get("kind") != KIND:
-        found = document.get("kind") if isinstance(document, dict) else None
-        raise ModelError(path, f"model kind {found!r}, expected a cell classifier ({KIND!r})")
-    if document.get("format_version") != format_version:
-        raise ModelError(path, f"model format version {document.get('format_version')!r}, this ccmct reads "
-                               f"{format_version}")
+    path = Path(directory) / CONFIG_FILE
+    document = read_config_document(directory)
+    if document.get("kind") != KIND:
+        raise ModelError(path, f"model kind {document.get('kind')!r}, expected a cell classifier ({KIND!r})")
     try:
         config = ClassifierConfig.from_dict(document.get("config", {}))
     except (TypeError, ValueError) as err:

@@ -70,6 +70,29 @@ def save_model_dir(directory: str | os.PathLike[str], model: nn.Module, config) 
     return directory
 
 
+def read_config_document(directory: str | os.PathLike[str], *, kind: str | None = None) -> dict:
+    """The parsed ``config.json`` of a model directory, checked for format version (and ``kind`` if given).
+
+    Raises:
+        ModelError: missing or unreadable file, another format version, another kind.
+    """
+    config_path = Path(directory) / CONFIG_FILE
+    if not config_path.is_file():
+        raise ModelError(config_path, "missing; not a ccmct model directory (expected config.json + weights.pt)")
+    try:
+        document = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelError(config_path, f"not valid JSON ({err})") from err
+    if not isinstance(document, dict):
+        raise ModelError(config_path, "not a model config (expected a JSON object)")
+    if kind is not None and document.get("kind") != kind:
+        raise ModelError(config_path, f"model kind {document.get('kind')!r}, expected {kind!r}")
+    if document.get("format_version") != FORMAT_VERSION:
+        raise ModelError(config_path, f"model format version {document.get('format_version')!r}, "
+                                      f"this ccmct reads {FORMAT_VERSION}")
+    return document
+
+
 def load_model_dir(directory: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"):
     """Rebuild the exact model of a model directory.
 
@@ -82,16 +105,9 @@ def load_model_dir(directory: str | os.PathLike[str], *, map_location: str | tor
     """
     directory = Path(directory)
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise ModelError(path, "missing; not a ccmct model directory (expected config.json + weights.pt)")
-    try:
-        document = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ModelError(config_path, f"not valid JSON ({err})") from err
-    if not isinstance(document, dict) or document.get("format_version") != FORMAT_VERSION:
-        found = document.get("format_version") if isinstance(document, dict) else None
-        raise ModelError(config_path, f"model format version {found!r}, this ccmct reads {FORMAT_VERSION}")
+    if not weights_path.is_file():
+        raise ModelError(weights_path, "missing; not a ccmct model directory (expected config.json + weights.pt)")
+    document = read_config_document(directory)
     kinds = _kinds()
     if document.get("kind") not in kinds:
         raise ModelError(config_path, f"unknown model kind {document.get('kind')!r}; expected {sorted(kinds)}")
