@@ -97,7 +97,8 @@ def run_notebooks(run: NotebookRun) -> list[Path]:
     for variant in VARIANTS:
         classifier = run.models_dir / f"CellClassifier-{variant}"
         executed.append(_execute(run, f"2nd_stage/CellClassification-{variant}.ipynb", {
-            "data_root": data, "variant": variant, "preset": run.preset, "out_dir": str(classifier)}))
+            "data_root": data, "variant": variant, "preset": run.preset, "out_dir": str(classifier),
+            "detector_dir": str(run.models_dir / f"RetinaNet-{variant}")}))
         for which in ("train", "test"):
             classify_results(classifier, run.results_dir / result_filename(variant, which), root.wsi_dir,
                              run.results_dir / result_filename(variant, which, stage=2), num_workers=0,

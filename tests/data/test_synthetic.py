@@ -339,3 +339,24 @@ def test_other_mpp_scales_pixels_not_tissue(tmp_path):
         with open_slide(tmp_path / "mpp05" / "WSI" / name) as slide:
             assert slide.mpp == pytest.approx(0.5)
         assert info["counts"]["ODAEL"][MITOTIC_FIGURE] >= 25
+
+
+def test_odael_proposals_label_small_dark_cells_as_lookalikes_in_odael_only():
+    """ODAEL's detector proposals: most lymphocytes (some fibroblasts) inside the tumour zone become look-alikes
+    there, and only there; MEL / HEAEL never label them."""
+    from ccmct.data.synthetic.annotations import simulate_labels
+    from ccmct.data.synthetic.layout import KIND, PROPOSED_SHARE
+
+    _, layout = _small_renderer(4.0)
+    rng = np.random.default_rng(3)
+    spots = simulate_labels(rng, layout)
+    for name in ("lymphocyte", "fibroblast"):
+        labelled = layout.of_kind(name)
+        everywhere = layout.of_kind(name, annotated_only=False)
+        assert len(everywhere) > 0 and len(labelled) <= len(everywhere)
+        xy = set(zip(layout.x_l0[labelled].tolist(), layout.y_l0[labelled].tolist()))
+        for variant, want in (("MEL", set()), ("HEAEL", set()), ("ODAEL", {LOOKALIKE} if len(labelled) else set())):
+            got = {c for p, c in zip(spots[variant].xy_l0, spots[variant].agreed) if tuple(p) in xy}
+            assert got == want, (name, variant)
+    lymph = layout.of_kind("lymphocyte")
+    assert len(lymph) > 0 and PROPOSED_SHARE["lymphocyte"] > PROPOSED_SHARE["fibroblast"]

@@ -15,6 +15,8 @@ from ccmct.models.classifier import (
     build_classifier,
     classifier_splitter,
     load_classifier_config,
+    detector_backbone_state,
+    detector_normalisation,
     load_classifier_dir,
     predict_probabilities,
     resnet18_arch,
@@ -54,6 +56,32 @@ def test_local_weights_file_initialises_the_body(tmp_path):
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="bad.pth"):
         build_classifier(4, arch=resnet18_arch(weights_path=tmp_path / "bad.pth"), pretrained=True)
+
+
+def test_detector_model_dir_initialises_the_body_from_its_backbone(model, tmp_path):
+    from ccmct.models.io import save_model_dir
+    from ccmct.models.retinanet import DetectorConfig, RetinaNet
+
+    torch.manual_seed(2)
+    config = DetectorConfig(backbone="resnet18", fpn_channels=16, head_convs=1)
+    detector = RetinaNet(config).eval()
+    save_model_dir(tmp_path / "det", detector, config)
+    state = detector_backbone_state(tmp_path / "det")
+    assert not any(k.startswith(("fc.", "body.")) for k in state) and "layer4.1.conv2.weight" in state
+    net = build_classifier(4, arch=resnet18_arch(weights_path=tmp_path / "det"), pretrained=True)
+    assert torch.equal(net[0][0].weight, detector.body.conv1.weight)
+    assert torch.equal(net[0][7][1].conv2.weight, detector.body.layer4[1].conv2.weight)
+    assert detector_normalisation(tmp_path / "det") == (tuple(config.mean), tuple(config.std))
+    # a classifier directory or a detector on another backbone is refused, naming the folder
+    save_classifier_dir(tmp_path / "cls", model, _config())
+    with pytest.raises(ModelError, match="cls.*not a first-stage"):
+        detector_backbone_state(tmp_path / "cls")
+    with pytest.raises(ModelError, match="cls.*expected 'retinanet'"):
+        detector_normalisation(tmp_path / "cls")
+    other = DetectorConfig(backbone="resnet34", fpn_channels=16, head_convs=1)
+    save_model_dir(tmp_path / "r34", RetinaNet(other), other)
+    with pytest.raises(ModelError, match="r34.*resnet34"):
+        build_classifier(4, arch=resnet18_arch(weights_path=tmp_path / "r34"), pretrained=True)
 
 
 def test_model_dir_round_trip(model, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from ccmct.config import AMBIGUOUS, MITOTIC_FIGURE, DataRoot
@@ -83,6 +84,27 @@ def test_dataset_normalises_and_augments_without_moving_the_centre(coordinate_sl
     augmented = CellPatchDataset([coordinate_slide], centres[:1], augment=True, mean=(0, 0, 0), std=(1, 1, 1))
     assert augmented[0][0].shape == (3, 128, 128)
     assert float(augmented[0][0].min()) >= 0 and float(augmented[0][0].max()) <= 1
+
+
+def test_jitter_moves_training_centres_within_bounds_and_only_when_augmenting(coordinate_slide):
+    centres = np.array([[300.0, 200.0]])
+    plain = CellPatchDataset([coordinate_slide], centres, mean=(0, 0, 0), std=(1, 1, 1))
+    assert _decode(plain.patch(0, shift_px=(3, -2))[64, 64]) == (303, 198)
+    for augment, jitter, expect_moves in ((True, 5, True), (True, 0, False), (False, 5, False)):
+        ds = CellPatchDataset([coordinate_slide], centres, augment=augment, jitter_px=jitter)
+        shifts = []
+        real_patch = ds.patch
+        ds.patch = lambda i, shift_px=(0, 0): shifts.append(shift_px) or real_patch(i, shift_px=shift_px)
+        torch.manual_seed(0)
+        for _ in range(300):
+            ds[0]
+        shifts = np.array(shifts)
+        if expect_moves:
+            assert shifts.min() == -5 and shifts.max() == 5 and len({tuple(s) for s in shifts}) > 60
+        else:
+            assert (shifts == 0).all()
+    with pytest.raises(ValueError, match="jitter_px"):
+        CellPatchDataset([coordinate_slide], centres, jitter_px=-1)
 
 
 def image_of(dataset, index):

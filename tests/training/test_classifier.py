@@ -18,6 +18,7 @@ from ccmct.training.classifier_checkpoint import CHECKPOINT_FILE, CheckpointMism
 from ccmct.training.classifier import (
     CLASSIFIER_PRESETS,
     classifier_preset,
+    default_start_weights,
     estimate_normalisation,
     load_run_tables,
 )
@@ -33,6 +34,19 @@ def test_paper_preset_is_the_authors_recipe():
         paper.epochs = 3
     with pytest.raises(ValueError, match="expected one of"):
         classifier_preset("fast")
+
+
+def test_cpu_presets_start_from_the_detector_backbone_paper_from_imagenet(tmp_path):
+    detector = tmp_path / "RetinaNet-ODAEL"
+    assert default_start_weights("quick", detector) is None          # not trained (yet): random init
+    detector.mkdir()
+    (detector / "config.json").write_text("{}")
+    (detector / "weights.pt").write_bytes(b"")
+    assert default_start_weights("quick", detector) == detector
+    assert default_start_weights("smoke", str(detector)) == detector
+    assert default_start_weights("paper", detector) is None          # ImageNet, as the authors
+    assert default_start_weights("quick", None) is None
+    assert classifier_preset("paper").jitter_px == 0 < classifier_preset("quick").jitter_px
 
 
 def test_confusion_table_is_table3_layout():

@@ -103,7 +103,7 @@ def run_demo(plan: DemoPlan, *, progress: bool = True) -> dict:
     from ccmct.data.synthetic import generate_dataset
     from ccmct.inference.runner import run_inference
     from ccmct.inference.second_stage import classify_results
-    from ccmct.training.classifier import train_classifier
+    from ccmct.training.classifier import default_start_weights, train_classifier
     from ccmct.training.run import train_detector
 
     plan.out_dir.mkdir(parents=True, exist_ok=True)
@@ -115,8 +115,10 @@ def run_demo(plan: DemoPlan, *, progress: bool = True) -> dict:
         timer.run(f"train stage 1 ({variant})", _model_ready(plan.detector_dir(variant)),
                   lambda v=variant: train_detector(root.path, v, plan.preset, plan.detector_dir(v), seed=plan.seed,
                                                    num_workers=plan.workers, progress=progress))
+    detector = plan.detector_dir(plan.classifier_variant) if plan.classifier_variant in plan.train_variants else None
     timer.run(f"train stage 2 ({plan.classifier_variant})", _model_ready(plan.classifier_dir),
               lambda: train_classifier(root, plan.classifier_variant, plan.preset, plan.classifier_dir,
+                                       weights_path=default_start_weights(plan.preset, detector),
                                        seed=plan.seed, num_workers=plan.workers, progress=progress))
     split = root.split()
     for variant in plan.train_variants:

@@ -73,7 +73,8 @@ def write_report(plan, *, timings_s: dict) -> dict:
         "# ccmct demo report\n",
         f"Synthetic data set `{plan.data_preset}` (seed {plan.seed}) in `{root.path}`; preset `{plan.preset}`; "
         f"first stage trained on {', '.join(plan.train_variants)}; second-stage classifier trained on "
-        f"{plan.classifier_variant} re-scores every detector. Thresholds are chosen on the training slides "
+        f"{plan.classifier_variant} ({_classifier_note(plan)}) re-scores every detector. Thresholds are chosen on "
+        "the training slides "
         "(first maximum of micro F1) and applied unchanged to the test slides.\n",
         "## Table 1 (excerpt)\n", markdown_table(_table1_excerpt(t1)) + "\n",
         "## Table 4 — F1 on the test slides (paper matching)\n",
@@ -217,3 +218,13 @@ def _plot_hotspot(plan, long: pd.DataFrame, path: Path) -> str:
     plt.close(fig)
     return (f"Slide `{name}` (most mitoses among the test slides): the 10-HPF window with the most mitotic "
             f"figures holds {true_mc.count} by the ground truth and {pred_mc.count} by the detections.")
+
+
+def _classifier_note(plan) -> str:
+    """How the second-stage classifier started and its test accuracy (from its config.json)."""
+    from ccmct.models.classifier import load_classifier_config
+
+    training = load_classifier_config(plan.classifier_dir).training
+    accuracy = training.get("test_accuracy")
+    accuracy = f", test accuracy {accuracy:.3f}" if isinstance(accuracy, (int, float)) else ""
+    return f"started from {training.get('start', 'an unknown start')}{accuracy}"

@@ -113,7 +113,9 @@ def resnet18_arch(*, weights_path: str | os.PathLike[str] | None = None, imagene
     """A torchvision ResNet-18 constructor for fastai (``arch(pretrained)`` signature).
 
     Args:
-        weights_path: a local torchvision ``resnet18`` state dict (``.pth``), loaded with ``weights_only=True``.
+        weights_path: a local torchvision ``resnet18`` state dict (``.pth``), loaded with ``weights_only=True``;
+            or a first-stage model directory, whose trained ResNet-18 backbone starts the classifier (see
+            :func:`detector_backbone_state`).
         imagenet: download torchvision's ImageNet weights (needs the internet; cached in ``$TORCH_HOME``).
 
     Returns:
@@ -122,6 +124,13 @@ def resnet18_arch(*, weights_path: str | os.PathLike[str] | None = None, imagene
     from torchvision.models import ResNet18_Weights, resnet18
 
     def arch(pretrained: bool = False, **_ignored) -> nn.Module:
+        if weights_path is not None and Path(weights_path).is_dir():
+            model = resnet18(weights=None)
+            missing, unexpected = model.load_state_dict(detector_backbone_state(weights_path), strict=False)
+            if unexpected or any(not k.startswith("fc.") for k in missing):
+                raise ModelError(Path(weights_path), "its backbone does not fit a ResNet-18 "
+                                                     f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+            return model
         if weights_path is not None:
             model = resnet18(weights=None)
             model.load_state_dict(_load_state_dict(Path(weights_path)))
@@ -214,6 +223,44 @@ def load_classifier_dir(directory: str | os.PathLike[str], *, device: str | torc
 
     load_classifier_config(directory)  # clear message for a detector directory, before building anything
     return load_model_dir(directory, map_location=device)
+
+
+def detector_backbone_state(model_dir: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The ResNet-18 body of a first-stage model directory as a torchvision ``resnet18`` state dict (no ``fc``).
+
+    Where ImageNet weights cannot be had (offline CPU runs), the first stage's backbone — trained on the same
+    slides to tell mitoses from look-alikes — is the nearest thing to the paper's pretrained start.
+
+    Raises:
+        ModelError: not a detector model directory, or its backbone is not a ResNet-18.
+    """
+    from ccmct.models.io import load_model_dir
+
+    model, config = load_model_dir(model_dir)
+    if not hasattr(model, "body"):
+        raise ModelError(Path(model_dir), "not a first-stage (detector) model directory")
+    if getattr(config, "backbone", None) != "resnet18":
+        raise ModelError(Path(model_dir), f"backbone {getattr(config, 'backbone', None)!r} is not the classifier's "
+                                          "resnet18; start from ImageNet weights or random init instead")
+    return {k: v.detach().clone() for k, v in model.body.state_dict().items()}
+
+
+def detector_normalisation(model_dir: str | os.PathLike[str]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel (mean, std) a first-stage model normalises its input with (its ``config.json``).
+
+    A classifier started from that model's backbone must feed it inputs scaled the same way.
+
+    Raises:
+        ModelError: not a detector model directory, or no mean/std in its config.
+    """
+    from ccmct.models.io import read_config_document
+
+    document = read_config_document(model_dir, kind="retinanet")
+    try:
+        config = document["config"]
+        return tuple(float(v) for v in config["mean"]), tuple(float(v) for v in config["std"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelError(Path(model_dir) / "config.json", f"no usable mean/std ({err!r})") from err
 
 
 def _load_state_dict(path: Path) -> dict:

@@ -216,6 +216,9 @@ class CellPatchDataset(torch.utils.data.Dataset):
         mean, std: per-channel normalisation of [0, 1] RGB values.
         augment: random dihedral flips/rotations (cells have no orientation) and a small brightness and
             contrast jitter; uses torch's RNG, which the DataLoader seeds per worker.
+        jitter_px: with ``augment``, move the patch centre by up to this many px in x and y (uniform
+            integers), so that the classifier does not depend on the exact centre: a detector's box centre
+            lies a few px off the annotated one. 0 keeps patches centred.
 
     Items:
         (float32 tensor (3, size_px, size_px) normalised, int64 label tensor).
@@ -224,7 +227,9 @@ class CellPatchDataset(torch.utils.data.Dataset):
     def __init__(self, slide_paths: Sequence[str | os.PathLike[str]], centres_l0: np.ndarray,
                  labels: np.ndarray | None = None, *, size_px: int = PATCH_SIZE_PX,
                  mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.25, 0.25, 0.25),
-                 augment: bool = False):
+                 augment: bool = False, jitter_px: int = 0):
+        if jitter_px < 0:
+            raise ValueError(f"jitter_px must be >= 0, got {jitter_px}")
         self.slide_paths = [str(p) for p in slide_paths]
         self.origins_l0 = patch_origin_l0(np.asarray(centres_l0, dtype=np.float64).reshape(-1, 2), size_px)
         if len(self.slide_paths) != len(self.origins_l0):
@@ -235,6 +240,7 @@ class CellPatchDataset(torch.utils.data.Dataset):
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
         self.augment = augment
+        self.jitter_px = int(jitter_px)
 
     @classmethod
     def from_table(cls, table: pd.DataFrame, root: DataRoot | str | os.PathLike[str], **kwargs) -> "CellPatchDataset":
@@ -247,13 +253,17 @@ class CellPatchDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.slide_paths)
 
-    def patch(self, index: int) -> np.ndarray:
-        """The raw (size_px, size_px, 3) uint8 RGB patch of item ``index``."""
+    def patch(self, index: int, *, shift_px: tuple[int, int] = (0, 0)) -> np.ndarray:
+        """The raw (size_px, size_px, 3) uint8 RGB patch of item ``index``, its centre moved by ``shift_px``."""
         x0, y0 = self.origins_l0[index]
-        return cached_slide(self.slide_paths[index]).read_l0(int(x0), int(y0), (self.size_px, self.size_px))
+        return cached_slide(self.slide_paths[index]).read_l0(int(x0) + int(shift_px[0]), int(y0) + int(shift_px[1]),
+                                                              (self.size_px, self.size_px))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = torch.from_numpy(self.patch(index)).permute(2, 0, 1).float().div_(255.0)
+        shift = (0, 0)
+        if self.augment and self.jitter_px:
+            shift = tuple(int(v) for v in torch.randint(-self.jitter_px, self.jitter_px + 1, (2,)))
+        image = torch.from_numpy(self.patch(index, shift_px=shift)).permute(2, 0, 1).float().div_(255.0)
         if self.augment:
             image = _augment(image)
         image = (image - self.mean) / self.std

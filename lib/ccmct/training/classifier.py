@@ -35,6 +35,7 @@ from ccmct.errors import CcmctError
 from ccmct.models.classifier import (
     ClassifierConfig,
     classifier_splitter,
+    detector_normalisation,
     predict_probabilities,
     resnet18_arch,
     save_classifier_dir,
@@ -68,6 +69,8 @@ class ClassifierPreset:
         norm_items: training patches used to estimate the normalisation mean/std.
         pretrained: start from torchvision's ImageNet ResNet-18 (or a local file, see ``train_classifier``).
         num_workers: DataLoader reader processes.
+        jitter_px: training patches' centres move by up to this many px (x and y), as a detector's centres do
+            (0: always centred, as the authors' exported PNGs).
         seed: seeds torch / numpy / random and the validation-slide draw.
     """
 
@@ -82,6 +85,7 @@ class ClassifierPreset:
     norm_items: int
     pretrained: bool
     num_workers: int
+    jitter_px: int = 0
     seed: int = 0
 
 
@@ -89,12 +93,14 @@ CLASSIFIER_PRESETS: dict[str, ClassifierPreset] = {
     # seconds: proves the code path (CI, notebook tests)
     "smoke": ClassifierPreset("smoke", frozen_epochs=1, epochs=1, max_lr=2e-3, pct_start=0.25, batch_size=16,
                               items_per_epoch=64, valid_items=32, norm_items=64, pretrained=False,
-                              num_workers=0),
-    # ~3 min on 2 CPU cores on the synthetic demo set; random init (ImageNet weights are not assumed offline), so
-    # no frozen epoch: a frozen random body teaches nothing
-    "quick": ClassifierPreset("quick", frozen_epochs=0, epochs=5, max_lr=5e-3, pct_start=0.25, batch_size=32,
-                              items_per_epoch=960, valid_items=384, norm_items=256, pretrained=False,
-                              num_workers=1),
+                              num_workers=0, jitter_px=4),
+    # ~4 min on 2 CPU cores on the synthetic demo set. Meant to start from the first-stage backbone
+    # (default_start_weights): one epoch for the head with the body frozen, then 4 epochs of the whole network at a
+    # max lr low enough to keep the backbone's features (3e-3 for the head, 3e-4 for the stem). Training centres are
+    # jittered by up to 6 px, as a detector's centres are. Random init (no detector given) works, more slowly.
+    "quick": ClassifierPreset("quick", frozen_epochs=1, epochs=4, max_lr=3e-3, pct_start=0.25, batch_size=32,
+                              items_per_epoch=1152, valid_items=384, norm_items=256, pretrained=False,
+                              num_workers=1, jitter_px=6),
     # the authors' recipe (original_facts.md §4.4)
     "paper": ClassifierPreset("paper", frozen_epochs=1, epochs=10, max_lr=1e-2, pct_start=0.05, batch_size=16,
                               items_per_epoch=None, valid_items=None, norm_items=1024, pretrained=True,
@@ -113,6 +119,21 @@ def classifier_preset(name: str | ClassifierPreset) -> ClassifierPreset:
     if name not in CLASSIFIER_PRESETS:
         raise ValueError(f"unknown classifier preset {name!r}; expected one of {sorted(CLASSIFIER_PRESETS)}")
     return CLASSIFIER_PRESETS[name]
+
+
+def default_start_weights(preset: str | ClassifierPreset, detector_dir: str | os.PathLike[str] | None) -> Path | None:
+    """What a pipeline's classifier starts from when nobody says otherwise (the ``weights_path`` to pass).
+
+    A preset that asks for ImageNet weights (``paper``, as the authors) gets ``None``: torchvision's download.
+    The CPU presets (``quick``, ``smoke``) cannot assume a download, and a random-init ResNet-18 learns the
+    mitosis / look-alike boundary slowly: they start from the ResNet-18 backbone of the first-stage model
+    trained on the same slides (``detector_dir``) when it exists; ``None`` (random init) otherwise.
+    Used by ``ccmct demo``, the CellClassification notebooks and the ablation runs.
+    """
+    if classifier_preset(preset).pretrained or detector_dir is None:
+        return None
+    detector_dir = Path(detector_dir)
+    return detector_dir if (detector_dir / "weights.pt").is_file() and (detector_dir / "config.json").is_file() else None
 
 
 @dataclass
@@ -191,7 +212,8 @@ def _dataloaders(table: pd.DataFrame, root: DataRoot, preset: ClassifierPreset, 
     mean, std = stats
     train_rows = table[table["subset"] == "train"]
     valid_rows = _subset(table, "valid", preset.valid_items, preset.seed)
-    train_ds = CellPatchDataset.from_table(train_rows, root, mean=mean, std=std, augment=True)
+    train_ds = CellPatchDataset.from_table(train_rows, root, mean=mean, std=std, augment=True,
+                                           jitter_px=preset.jitter_px)
     valid_ds = CellPatchDataset.from_table(valid_rows, root, mean=mean, std=std)
     n = min(preset.items_per_epoch or len(train_ds), len(train_ds))
     train_dl = _epoch_sample_dl()(train_ds, bs=preset.batch_size, shuffle=True, drop_last=n > preset.batch_size,
@@ -239,7 +261,11 @@ def train_classifier(data_root: str | os.PathLike[str] | DataRoot, variant: str,
     set_seed(preset.seed, reproducible=True)
     table, validation = assign_subsets(cell_table(root, variant), root, seed=preset.seed)
     _check_subsets(table, root, variant)
-    stats = estimate_normalisation(table[table["subset"] == "train"], root, n_items=preset.norm_items, seed=preset.seed)
+    if weights_path is not None and Path(weights_path).is_dir():  # a detector's backbone: its input scaling
+        stats = detector_normalisation(weights_path)
+    else:
+        stats = estimate_normalisation(table[table["subset"] == "train"], root, n_items=preset.norm_items,
+                                       seed=preset.seed)
     learn = _learner(_dataloaders(table, root, preset, stats, preset.num_workers, dev), preset, weights_path, out_dir)
     signature = {"variant": variant, "preset": {**asdict(preset), "num_workers": None}, "start": start,
                  "counts": _counts(table).to_dict(orient="index"), "mean": stats[0], "std": stats[1]}
@@ -275,6 +301,8 @@ def _learner(dls, preset: ClassifierPreset, weights_path, out_dir):
 
 def _start_name(weights_path, pretrained: bool) -> str:
     """How the network was initialised, in words (config.json, checkpoint signature)."""
+    if weights_path is not None and Path(weights_path).is_dir():
+        return f"backbone of first-stage model {Path(weights_path).name}"
     if weights_path is not None:
         return f"weights file {Path(weights_path).name}"
     return "ImageNet (torchvision)" if pretrained else "random init"

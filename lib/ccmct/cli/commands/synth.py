@@ -7,7 +7,7 @@ from pathlib import Path
 
 EPILOG = """examples:
   ccmct synth --out data/tiny                      # CI size: 4 slides of 3200 x 2560 px, seconds
-  ccmct synth --out data/demo --preset demo        # 8 slides of 8000 x 6000 px (5 train / 3 test)
+  ccmct synth --out data/demo --preset demo        # 8 slides of 6400 x 4800 px (5 train / 3 test)
   ccmct synth --out data/large --preset large      # 3 slides of 40000 x 30000 px, for inference benchmarks
   ccmct synth --out data/demo --preset demo --seed 3 --json   # print counts per slide, class and variant
 """
@@ -24,7 +24,7 @@ def register(subparsers) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="data root to create (WSI/, databases/, split.json)")
     parser.add_argument("--preset", choices=("tiny", "demo", "large"), default="tiny",
-                        help="size: tiny (4 slides of 0.8 x 0.64 mm), demo (8 slides of 2 x 1.5 mm), "
+                        help="size: tiny (4 slides of 0.8 x 0.64 mm), demo (8 slides of 1.6 x 1.2 mm), "
                              "large (3 slides of 10 x 7.5 mm); default tiny")
     parser.add_argument("--seed", type=int, default=0, help="random seed; default 0")
     parser.add_argument("--mpp", type=float, default=0.25,

@@ -37,7 +37,8 @@ def register(subparsers) -> None:
     start.add_argument("--no-pretrained", dest="pretrained", action="store_false",
                        help="random initialisation")
     start.add_argument("--weights", type=Path, default=None,
-                       help="local torchvision resnet18 state dict (.pth) to start from (no download)")
+                       help="start from a local torchvision resnet18 state dict (.pth), or from the ResNet-18 "
+                            "backbone of a first-stage model directory (no download)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's, 0)")
     parser.add_argument("--workers", type=int, default=None,
                         help="DataLoader reader processes (default: the preset's; 0 = read in the main process)")

@@ -5,7 +5,9 @@ mitoses were missed (some as ambiguous after disagreement, some not at all), dis
 consensus, and cells that looked mitotic but were rejected stayed *ambiguous/other* (class 4, no class 7).
 **HEAEL** = MEL plus a re-review of the hard cases of a classifier: most rejected look-alikes in MEL become
 class 7, a few missed mitoses are recovered. **ODAEL** = HEAEL plus the proposals of a detector reviewed by
-both experts: every mitosis, many more look-alikes and more tumour cells. Every label is stored in the order
+both experts: every mitosis, many more look-alikes (including the lymphocytes and dark fibroblasts the detector
+flagged — the paper's ODAEL look-alikes are all non-mitotic cells its detector scored > 0.5) and more tumour
+cells. Every label is stored in the order
 given, with the person who gave it; ``agreedClass`` is the final class.
 """
 
@@ -118,6 +120,9 @@ def simulate_labels(rng: np.random.Generator, layout: CellLayout) -> dict[str, S
             _mitosis(rng, p_miss, out, xy)
         elif kind == KIND["lookalike"]:
             _lookalike(rng, p_mel, out, xy)
+        elif kind in (KIND["lymphocyte"], KIND["fibroblast"]):  # detector proposals, rejected as look-alikes
+            out["ODAEL"].add(xy, LOOKALIKE, [(ALGORITHM, MITOTIC_FIGURE), (EXPERT_1, LOOKALIKE),
+                                             (EXPERT_2, LOOKALIKE)])
         elif kind == KIND["tumor"] and rng.random() < p_odael_tumor:  # detector proposals, rejected
             out["ODAEL"].add(xy, TUMOR_CELL, [(ALGORITHM, MITOTIC_FIGURE), (EXPERT_1, TUMOR_CELL),
                                               (EXPERT_2, TUMOR_CELL)])

@@ -40,7 +40,7 @@ from ccmct.data.synthetic.tissue import make_tissue_map
 from ccmct.errors import CcmctError
 
 MANIFEST = "synthetic.json"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bumped whenever the same seed would give other pixels or labels (a root is only resumed by the same one)."""
 COARSE_UM = 8.0
 """Side of a coarse layout cell, µm."""

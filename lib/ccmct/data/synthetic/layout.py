@@ -22,6 +22,10 @@ CELL_SPACING_UM = 12.5
 RED_CELL_SPACING_UM = 6.5
 CONGESTION_PER_MM2 = 6.0
 """Foci of congested capillaries / haemorrhage (packed red cells) per mm² of tissue."""
+PROPOSED_SHARE = {"lymphocyte": 0.9, "fibroblast": 0.3}
+"""Share of the small dark cells of each kind inside the tumour zone that the ODAEL proposal detector flagged
+(and the experts then called look-alikes): round dark lymphocyte nuclei nearly always, spindle fibroblast
+nuclei sometimes. The paper: ODAEL's look-alikes are *all* non-mitotic cells its detector scored > 0.5."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,8 @@ class CellLayout:
         kind: index into :data:`KINDS` (int8).
         stamp: index of the stamp within its kind (int32).
         orient: 0–7, rotation by 90° steps (bits 0–1) and mirror (bit 2).
-        annotated: True for cells that carry a label in the databases.
+        annotated: True for cells that carry a label in the databases (lymphocytes and fibroblasts that are
+            annotated carry one in ODAEL only: detector proposals, see :data:`PROPOSED_SHARE`).
     """
 
     x_l0: np.ndarray
@@ -132,6 +137,11 @@ def _choose_special_cells(rng, tmap: TissueMap, pts: np.ndarray, kind: np.ndarra
     n_tumor = int(1.3 * n_mitoses) + 10
     idx = rng.choice(np.flatnonzero(cand), size=min(n_tumor, int(cand.sum())), replace=False)
     annotated[idx] = True
+    for name, share in PROPOSED_SHARE.items():  # ODAEL's detector proposals among the small dark cells
+        idx = np.flatnonzero(kind == KIND[name])
+        idx = idx[tmap.tissue[row[idx], col[idx]] > 0.95]
+        idx = idx[_inside_tumor_zone(tmap, pts[idx])] if len(idx) else idx
+        annotated[idx[rng.random(len(idx)) < share]] = True
     return annotated
 
 

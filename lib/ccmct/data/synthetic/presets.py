@@ -55,7 +55,7 @@ SYNTH_PRESETS = MappingProxyType({
     "tiny": SynthPreset("tiny", n_train=3, n_test=1, width_um=800.0, height_um=640.0,
                         mitoses_range=(30, 80), lookalikes_per_mitosis=(0.8, 1.6), min_lookalikes=30,
                         stamp_variants=64),
-    "demo": SynthPreset("demo", n_train=5, n_test=3, width_um=2000.0, height_um=1500.0,
+    "demo": SynthPreset("demo", n_train=5, n_test=3, width_um=1600.0, height_um=1200.0,
                         mitoses_range=(25, 450), lookalikes_per_mitosis=(0.6, 2.5), min_lookalikes=40,
                         stamp_variants=240),
     "large": SynthPreset("large", n_train=2, n_test=1, width_um=10000.0, height_um=7500.0,
