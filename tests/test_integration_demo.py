@@ -21,8 +21,17 @@ def test_demo_runs_and_reruns(tiny_root, tmp_path, capsys):
     for stage in ("stage1", "stage2"):
         assert set(summary["table4"][stage]) == {"MEL", "ODAEL"}
         assert set(summary["table4"][stage]["ODAEL"]) == {"MEL", "HEAEL", "ODAEL"}
-    assert {"train stage 1 (MEL)", "train stage 1 (ODAEL)", "train stage 2 (ODAEL)", "infer ODAEL test",
-            "stage 2 ODAEL test", "evaluate + report"} <= set(summary["timings_s"])
+    assert {"train stage 1 (MEL)", "train stage 1 (ODAEL)", "train stage 2 (MEL)", "train stage 2 (ODAEL)",
+            "infer ODAEL test", "stage 2 ODAEL test", "evaluate + report"} <= set(summary["timings_s"])
+    # each detector is re-scored by the classifier of its own label set, started from that detector's backbone
+    from ccmct.data.results import read_metadata
+    from ccmct.models.classifier import load_classifier_config
+
+    for variant in ("MEL", "ODAEL"):
+        meta = read_metadata(out / "results" / f"2ndstage_RetinaNet-{variant}-test.npz")
+        assert meta["classifier_variant"] == variant
+        start = load_classifier_config(out / "models" / f"CellClassifier-{variant}").training["start"]
+        assert start == f"backbone of first-stage model RetinaNet-{variant}"
     report = (out / "report.md").read_text()
     for section in ("Table 1", "Table 4", "F1 vs threshold", "Example detections", "hotspot"):
         assert section in report

@@ -28,8 +28,8 @@ class DemoPlan:
             ``results/``, ``figures/``, ``report.md``, ``summary.json``.
         preset: training preset of both stages (``quick`` by default; ``smoke`` for a code-path check).
         data_preset: synthetic data-set preset.
-        train_variants: label sets the first stage is trained on (one detector each).
-        classifier_variant: label set of the second-stage classifier (re-scores every detector's output).
+        train_variants: label sets both stages are trained on: one detector and one cell classifier each; as
+            in the paper's Table 4, a detector's output is re-scored by the classifier of the same label set.
         seed: seed of data generation and training.
         data_root: use this data root instead of generating ``out_dir/data``.
     """
@@ -38,7 +38,6 @@ class DemoPlan:
     preset: str = "quick"
     data_preset: str = "demo"
     train_variants: tuple[str, ...] = ("MEL", "ODAEL")
-    classifier_variant: str = "ODAEL"
     seed: int = 0
     data_root: Path | None = None
     workers: int | None = None
@@ -58,9 +57,8 @@ class DemoPlan:
     def detector_dir(self, variant: str) -> Path:
         return self.models_dir / f"RetinaNet-{variant}"
 
-    @property
-    def classifier_dir(self) -> Path:
-        return self.models_dir / f"CellClassifier-{self.classifier_variant}"
+    def classifier_dir(self, variant: str) -> Path:
+        return self.models_dir / f"CellClassifier-{variant}"
 
     def result_path(self, variant: str, split: str, stage: int) -> Path:
         return self.results_dir / result_filename(variant, split, stage=stage)
@@ -115,11 +113,11 @@ def run_demo(plan: DemoPlan, *, progress: bool = True) -> dict:
         timer.run(f"train stage 1 ({variant})", _model_ready(plan.detector_dir(variant)),
                   lambda v=variant: train_detector(root.path, v, plan.preset, plan.detector_dir(v), seed=plan.seed,
                                                    num_workers=plan.workers, progress=progress))
-    detector = plan.detector_dir(plan.classifier_variant) if plan.classifier_variant in plan.train_variants else None
-    timer.run(f"train stage 2 ({plan.classifier_variant})", _model_ready(plan.classifier_dir),
-              lambda: train_classifier(root, plan.classifier_variant, plan.preset, plan.classifier_dir,
-                                       weights_path=default_start_weights(plan.preset, detector),
-                                       seed=plan.seed, num_workers=plan.workers, progress=progress))
+    for variant in plan.train_variants:
+        timer.run(f"train stage 2 ({variant})", _model_ready(plan.classifier_dir(variant)),
+                  lambda v=variant: train_classifier(root, v, plan.preset, plan.classifier_dir(v),
+                                                     weights_path=default_start_weights(plan.preset, plan.detector_dir(v)),
+                                                     seed=plan.seed, num_workers=plan.workers, progress=progress))
     split = root.split()
     for variant in plan.train_variants:
         for which in ("train", "test"):
@@ -129,7 +127,7 @@ def run_demo(plan: DemoPlan, *, progress: bool = True) -> dict:
                       lambda m=plan.detector_dir(variant), s=slides, o=out: run_inference(m, s, o, progress=progress))
             rescored = plan.result_path(variant, which, 2)
             timer.run(f"stage 2 {variant} {which}", rescored.exists(),
-                      lambda r=out, o=rescored: classify_results(plan.classifier_dir, r, root.wsi_dir, o,
+                      lambda r=out, o=rescored, c=plan.classifier_dir(variant): classify_results(c, r, root.wsi_dir, o,
                                                                  progress=progress))
     from ccmct.demo.report import write_report
 

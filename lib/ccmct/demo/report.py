@@ -72,8 +72,8 @@ def write_report(plan, *, timings_s: dict) -> dict:
     sections = [
         "# ccmct demo report\n",
         f"Synthetic data set `{plan.data_preset}` (seed {plan.seed}) in `{root.path}`; preset `{plan.preset}`; "
-        f"first stage trained on {', '.join(plan.train_variants)}; second-stage classifier trained on "
-        f"{plan.classifier_variant} ({_classifier_note(plan)}) re-scores every detector. Thresholds are chosen on "
+        f"both stages trained on each of {', '.join(plan.train_variants)}; each detector's output is re-scored by "
+        f"the cell classifier of the same label set ({_classifier_note(plan)}). Thresholds are chosen on "
         "the training slides "
         "(first maximum of micro F1) and applied unchanged to the test slides.\n",
         "## Table 1 (excerpt)\n", markdown_table(_table1_excerpt(t1)) + "\n",
@@ -221,10 +221,13 @@ def _plot_hotspot(plan, long: pd.DataFrame, path: Path) -> str:
 
 
 def _classifier_note(plan) -> str:
-    """How the second-stage classifier started and its test accuracy (from its config.json)."""
+    """How each second-stage classifier started and its test accuracy (from its config.json)."""
     from ccmct.models.classifier import load_classifier_config
 
-    training = load_classifier_config(plan.classifier_dir).training
-    accuracy = training.get("test_accuracy")
-    accuracy = f", test accuracy {accuracy:.3f}" if isinstance(accuracy, (int, float)) else ""
-    return f"started from {training.get('start', 'an unknown start')}{accuracy}"
+    notes = []
+    for variant in plan.train_variants:
+        training = load_classifier_config(plan.classifier_dir(variant)).training
+        accuracy = training.get("test_accuracy")
+        accuracy = f", test accuracy {accuracy:.3f}" if isinstance(accuracy, (int, float)) else ""
+        notes.append(f"{variant}: started from {training.get('start', 'an unknown start')}{accuracy}")
+    return "; ".join(notes)

@@ -6,7 +6,7 @@ Pipeline for one slide (every coordinate level-0 px unless a name says tile px):
    right / bottom margins covered (:class:`ccmct.geometry.tiles.TileGrid`);
 2. tissue tiles only (thumbnail tissue mask; ``all_tiles`` processes every tile, as the authors did);
 3. a DataLoader with reader processes streams uint8 batches; each batch is normalised on the model's device
-   and run under ``torch.autocast`` on a GPU;
+   and run under ``torch.autocast`` (float16 on a GPU, bfloat16 on a bf16-capable CPU);
 4. per tile: sigmoid score > threshold, decode, NMS at the config's IoU (torchvision,
    :func:`ccmct.models.retinanet.postprocess`); boxes are not clipped to the tile;
 5. boxes shifted to level 0; a detection that a neighbouring processed tile sees clearly more centrally is
@@ -19,7 +19,6 @@ Output rows are ``[x1, y1, x2, y2, class, score]`` (class = index of the detecto
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from ccmct.geometry.nms import box_centers, distance_nms
 from ccmct.geometry.tiles import keep_most_central, paper_stride_px
 from ccmct.inference.tiling import THUMBNAIL_PX, SlideTiles, TileDataset, plan_tiles, tile_loader
 from ccmct.models.retinanet import postprocess, preprocess
+from ccmct.precision import autocast
 
 __all__ = ["InferenceOptions", "SlideDetections", "WholeSlideDetector"]
 
@@ -51,7 +51,8 @@ class InferenceOptions:
         stride_px: step between tiles, px; ``None`` = the authors' ``int(0.9 * tile_px)`` (230 for 256).
         edge_tolerance_px: see :func:`ccmct.geometry.tiles.keep_most_central`; ``None`` = half the overlap.
         thumbnail_px: longer side of the thumbnail of the tissue mask, px.
-        mixed_precision: ``torch.autocast`` (float16) on a GPU; ignored on the CPU.
+        mixed_precision: ``torch.autocast``: float16 on a GPU, bfloat16 on a CPU with native bf16
+            (:mod:`ccmct.precision`; ``CCMCT_CPU_BF16=0`` turns the CPU path off).
         radius_l0: slide-level distance-NMS radius, level-0 px (paper: 25).
     """
 
@@ -182,9 +183,7 @@ class WholeSlideDetector:
             ``(boxes float64 (n, 4) tile px, scores float64 (n,), batch index int64 (n,))``.
         """
         images = preprocess(tiles_uint8.to(self.device, non_blocking=True), self.config)
-        use_amp = self.options.mixed_precision and self.device.type == "cuda"
-        autocast = torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext()
-        with autocast:
+        with autocast(self.device, enabled=self.options.mixed_precision):
             cls_logits, box_deltas = self.model(images)
         per_tile = postprocess(cls_logits.float(), box_deltas.float(), self.anchors,
                                score_threshold=self.config.score_threshold, iou_threshold=self.config.nms_iou)

@@ -32,6 +32,7 @@ from torch import nn
 
 from ccmct.jsonable import json_default
 from ccmct.errors import ModelError
+from ccmct.precision import autocast
 
 KIND = "cell_classifier"
 ARCHITECTURE = "resnet18"
@@ -279,7 +280,7 @@ def _load_state_dict(path: Path) -> dict:
 @torch.no_grad()
 def predict_probabilities(model: nn.Module, dataset: torch.utils.data.Dataset, *, batch_size: int = 64,
                           num_workers: int = 0, device: str | torch.device | None = None,
-                          progress: bool = False, desc: str = "classify") -> np.ndarray:
+                          progress: bool = False, desc: str = "classify", mixed_precision: bool = True) -> np.ndarray:
     """Softmax class probabilities for every item of a dataset, in dataset order, in batches.
 
     Args:
@@ -290,6 +291,7 @@ def predict_probabilities(model: nn.Module, dataset: torch.utils.data.Dataset, *
         device: where the model runs (default: the model's device).
         progress: show a tqdm bar.
         desc: bar label.
+        mixed_precision: autocast per :mod:`ccmct.precision` (float16 on CUDA, bfloat16 on a bf16 CPU).
 
     Returns:
         (N, n_classes) float32 probabilities.
@@ -303,7 +305,8 @@ def predict_probabilities(model: nn.Module, dataset: torch.utils.data.Dataset, *
                                          persistent_workers=False, pin_memory=torch.device(device).type == "cuda")
     out: list[np.ndarray] = []
     for images, _labels in tqdm(loader, disable=not progress, desc=desc, unit="batch"):
-        logits = model(images.to(device, non_blocking=True))
+        with autocast(device, enabled=mixed_precision):
+            logits = model(images.to(device, non_blocking=True))
         out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
     if not out:
         n_out = _n_outputs(model)

@@ -293,10 +293,14 @@ def _learner(dls, preset: ClassifierPreset, weights_path, out_dir):
     from fastai.metrics import accuracy
     from fastai.vision.learner import vision_learner
 
+    from ccmct.training.precision import add_cpu_autocast
+
     arch = resnet18_arch(weights_path=weights_path, imagenet=preset.pretrained)
-    return vision_learner(dls, arch, n_out=len(CELL_CLASSES), pretrained=preset.pretrained or weights_path is not None,
-                          normalize=False, loss_func=CrossEntropyLossFlat(), metrics=accuracy, cut=-2,
-                          splitter=classifier_splitter, path=Path(out_dir), model_dir=".")
+    learn = vision_learner(dls, arch, n_out=len(CELL_CLASSES), pretrained=preset.pretrained or weights_path is not None,
+                           normalize=False, loss_func=CrossEntropyLossFlat(), metrics=accuracy, cut=-2,
+                           splitter=classifier_splitter, path=Path(out_dir), model_dir=".")
+    add_cpu_autocast(learn, dls.device or "cpu")  # bf16 on CPUs that compute it natively (ccmct.precision)
+    return learn
 
 
 def _start_name(weights_path, pretrained: bool) -> str:

@@ -23,6 +23,7 @@ from ccmct.training.data import Normalise, PatchDataset, make_dataloader
 from ccmct.training.distributed import DDPCallback, DistInfo
 from ccmct.training.loss import DetectionLoss
 from ccmct.training.metrics import LossPart, PatchF1
+from ccmct.training.precision import add_cpu_autocast
 
 __all__ = ["DetectorRun", "build_learner", "detector_config", "pick_device"]
 
@@ -110,6 +111,8 @@ def build_learner(root: DataRoot | str | os.PathLike[str], variant: str, preset:
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
         learn.to_fp16()
+    else:
+        add_cpu_autocast(learn, device)  # bf16 on CPUs that compute it natively (ccmct.precision)
     if not progress or not dist.is_main:
         from fastai.callback.progress import ProgressCallback
 
