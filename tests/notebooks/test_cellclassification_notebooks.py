@@ -33,8 +33,9 @@ def test_notebook_is_committed_clean(variant):
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert all(not c["outputs"] and c["execution_count"] is None for c in code)
     params = _parameters(nb)
-    assert set(params) == {"data_root", "variant", "preset", "out_dir"}
+    assert set(params) == {"data_root", "variant", "preset", "out_dir", "detector_dir"}
     assert params["variant"] == variant and params["preset"] == "paper"
+    assert params["detector_dir"] == f"models/RetinaNet-{variant}"  # the same label set's first stage
 
 
 def test_notebooks_differ_only_in_the_parameters_cell():
@@ -47,4 +48,5 @@ def test_notebooks_differ_only_in_the_parameters_cell():
     for variant in ("MEL", "HEAEL"):
         assert body(_load(variant)) == reference
         assert _parameters(_load(variant)) == {**_parameters(_load("ODAEL")), "variant": variant,
-                                               "out_dir": f"models/CellClassifier-{variant}"}
+                                               "out_dir": f"models/CellClassifier-{variant}",
+                                               "detector_dir": f"models/RetinaNet-{variant}"}
