@@ -12,7 +12,7 @@ import torch
 from fastai.callback.core import Callback
 from fastai.torch_core import to_float
 
-from ccmct.precision import autocast_dtype
+from ccmct.precision import autocast, autocast_dtype
 
 
 class CpuAutocast(Callback):
@@ -24,7 +24,7 @@ class CpuAutocast(Callback):
         self._context = None
 
     def before_batch(self):
-        self._context = torch.autocast("cpu", dtype=torch.bfloat16)
+        self._context = autocast("cpu")  # the one policy: bf16 where ccmct.precision says so
         self._context.__enter__()
 
     def after_pred(self):
