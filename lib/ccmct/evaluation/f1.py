@@ -76,6 +76,20 @@ def _nan_to_none(value: float) -> float | None:
     return None if value != value else float(value)
 
 
+def micro_scores(tp, fp, fn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(F1, precision, recall) from summed TP / FP / FN, elementwise over arrays (NaN where undefined).
+
+    F1 = 2 TP / (2 TP + FP + FN), precision = TP / (TP + FP), recall = TP / (TP + FN) — the vectorised
+    form of :class:`ccmct.evaluation.matching.Counts` (used by the threshold search and the bootstrap).
+    """
+    tp, fp, fn = (np.asarray(x, np.float64) for x in (tp, fp, fn))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
+        precision = np.where(tp + fp > 0, tp / (tp + fp), np.nan)
+        recall = np.where(tp + fn > 0, tp / (tp + fn), np.nan)
+    return f1, precision, recall
+
+
 def resolve_ground_truth(ground_truth, results: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
     """A database path is read for the slides of ``results``; a mapping is checked to cover them."""
     if isinstance(ground_truth, (str, os.PathLike)):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ccmct.config.dataset import DETECTION_RADIUS_L0
-from ccmct.evaluation.f1 import detections_after_nms, resolve_ground_truth
+from ccmct.evaluation.f1 import detections_after_nms, micro_scores, resolve_ground_truth
 from ccmct.evaluation.matching import MATCHINGS, match_strict, pairs_within
 from ccmct.geometry import box_centers
 
@@ -52,9 +52,7 @@ class ThresholdSearch:
 
     @property
     def f1(self) -> np.ndarray:
-        denominator = 2 * self.tp + self.fp + self.fn
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(denominator > 0, 2 * self.tp / np.maximum(denominator, 1), np.nan)
+        return micro_scores(self.tp, self.fp, self.fn)[0]
 
     @property
     def best_index(self) -> int:
