@@ -87,3 +87,66 @@ def test_optimize_on_an_authors_file(capsys, tmp_path, authors_results_dir, gt_d
     direct = f1_scores(db, results, threshold=doc["threshold"])
     assert (doc["tp"], doc["fp"], doc["fn"]) == (direct.counts.tp, direct.counts.fp, direct.counts.fn)
     assert sum(s["tp"] + s["fn"] for s in doc["per_slide"].values()) == sum(len(g) for g in gt.values())
+
+
+def test_ci_adds_intervals_reproducibly_for_both_matchings(capsys, evaluate_case):
+    db, npz, _ = evaluate_case
+    base = ["evaluate", "--db", str(db), "--results", str(npz), "--json", "--ci", "--bootstrap", "300"]
+    for matching in ("paper", "strict"):
+        code, out, _ = _run(capsys, base + ["--threshold", "0.6", "--matching", matching, "--seed", "4"])
+        doc = json.loads(out)
+        assert code == 0 and doc["ci"]["n_slides"] == 2 and doc["ci"]["n_resamples"] == 300
+        assert doc["ci"]["seed"] == 4 and doc["ci"]["threshold_held_fixed"] is False
+        for name in ("f1", "precision", "recall"):
+            lo, hi = doc[f"{name}_ci"]
+            assert lo <= doc[name] <= hi
+        _, again, _ = _run(capsys, base + ["--threshold", "0.6", "--matching", matching, "--seed", "4"])
+        assert json.loads(again)["f1_ci"] == doc["f1_ci"]
+    code, out, _ = _run(capsys, base + ["--optimize", "--ci-level", "0.8"])
+    doc = json.loads(out)
+    assert code == 0 and doc["ci"]["threshold_held_fixed"] is True and doc["ci"]["level"] == 0.8
+    code, out, _ = _run(capsys, ["evaluate", "--db", str(db), "--results", str(npz), "--optimize", "--ci"])
+    assert code == 0 and "95% interval (slide bootstrap, percentile, 2 slides" in out and "held fixed" in out
+
+
+def test_compare_identical_and_better_files(capsys, tmp_path, evaluate_case):
+    import numpy as np
+
+    from ccmct.data.results import read_results, write_results
+
+    db, npz, pbz2 = evaluate_case
+    code, out, _ = _run(capsys, ["evaluate", "--db", str(db), "--results", str(npz), "--compare", str(pbz2),
+                                 "--optimize", "--json"])
+    doc = json.loads(out)["compare"]
+    assert code == 0 and doc["delta_f1"] == 0 and doc["delta_f1_ci"] == [0, 0] and doc["a_wins"] == 0
+    # B = A without its best-scored true detections on every slide: A must win
+    worse = {name: boxes[np.argsort(-boxes[:, 5])][5:] for name, boxes in read_results(npz).items()}
+    worse_file = write_results(tmp_path / "worse.npz", worse)
+    code, out, _ = _run(capsys, ["evaluate", "--db", str(db), "--results", str(npz), "--compare", str(worse_file),
+                                 "--threshold", "0.5", "--json", "--seed", "2"])
+    full = json.loads(out)
+    doc = full["compare"]
+    assert code == 0 and doc["threshold"] == 0.5 and doc["f1"] < full["f1"]
+    assert doc["delta_f1"] == pytest.approx(full["f1"] - doc["f1"]) and doc["delta_f1_ci"][0] > 0
+    assert doc["a_wins"] == 1.0 and doc["n_slides"] == 2
+    code, out, _ = _run(capsys, ["evaluate", "--db", str(db), "--results", str(npz), "--compare", str(worse_file),
+                                 "--threshold", "0.5"])
+    assert code == 0 and "delta F1" in out and "better in 100.0% of 2000 resamples" in out
+
+
+def test_interval_options_are_checked(capsys, tmp_path, evaluate_case):
+    from ccmct.data.results import write_results
+
+    db, npz, _ = evaluate_case
+    base = ["evaluate", "--db", str(db), "--results", str(npz), "--threshold", "0.5"]
+    code, _, err = _run(capsys, base + ["--seed", "3"])
+    assert code == 2 and "--seed need --ci or --compare" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(base + ["--ci", "--ci-level", "95"])
+    assert exit_info.value.code == 2 and "(0, 1)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(base + ["--ci", "--bootstrap", "0"])
+    capsys.readouterr()
+    one = write_results(tmp_path / "one.npz", {"s0.svs": [[0, 0, 10, 10, 0, 0.9]]})
+    code, _, err = _run(capsys, base + ["--compare", str(one)])
+    assert code == 2 and "one.npz" in err and "same slides" in err
