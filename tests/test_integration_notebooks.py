@@ -14,7 +14,7 @@ from ccmct.data.results import read_results, result_filename
 from ccmct.evaluation.ablation import read_summary
 from ccmct.types import VARIANTS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # end to end: longer than the default timeout
 
 PIPELINE_ORDER = [
     "Setup.ipynb",

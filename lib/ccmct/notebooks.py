@@ -23,6 +23,11 @@ log = logging.getLogger("ccmct.notebooks")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The repository holding the notebooks (``lib/ccmct`` lives two levels below it)."""
 
+CELL_TIMEOUT_S = 3600
+"""Default papermill ``execution_timeout`` per notebook cell, seconds, for the ``smoke`` / ``quick`` presets
+(their longest cell, a ``quick`` training on 2 CPU cores, takes ~10 min; docs/benchmarks.md). The ``paper``
+preset has no default limit: its training cells run for hours on purpose."""
+
 
 @dataclass(frozen=True)
 class NotebookRun:
@@ -36,6 +41,10 @@ class NotebookRun:
         hpf: HPF subset sizes of the ablation; ``wsi``: WSI subset sizes.
         ablation_subsets: train only these subsets (e.g. ``("0.5HPF",)``); None: every subset created.
         include_complete: also run the ablation notebook on the complete data root (Fig. 5's last point).
+        cell_timeout_s: papermill's ``execution_timeout``: a cell running longer fails the run with a
+            :class:`ccmct.errors.CcmctError` naming the notebook, instead of hanging. None (default): by
+            preset, :data:`CELL_TIMEOUT_S`, or no limit for ``paper`` (its training cells run for hours);
+            0: no limit.
     """
 
     data_root: Path
@@ -48,6 +57,11 @@ class NotebookRun:
     include_complete: bool = True
     repo: Path = REPO_ROOT
     kernel_name: str = "python3"
+    cell_timeout_s: int | None = None
+
+    def __post_init__(self):
+        if self.cell_timeout_s is None and self.preset != "paper":
+            object.__setattr__(self, "cell_timeout_s", CELL_TIMEOUT_S)
 
     @property
     def models_dir(self) -> Path:
@@ -70,8 +84,17 @@ def _execute(run: NotebookRun, notebook: str, parameters: dict) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     log.info("[notebooks] %s ...", notebook)
-    papermill.execute_notebook(str(src), str(out), parameters=parameters, kernel_name=run.kernel_name,
-                               cwd=str(src.parent), progress_bar=False)
+    try:
+        papermill.execute_notebook(str(src), str(out), parameters=parameters, kernel_name=run.kernel_name,
+                                   cwd=str(src.parent), progress_bar=False,
+                                   execution_timeout=run.cell_timeout_s or None)
+    except Exception as err:  # noqa: BLE001 - papermill / nbclient raise several unrelated types
+        if type(err).__name__ not in ("CellTimeoutError", "TimeoutError", "DeadKernelError"):
+            raise
+        from ccmct.errors import FileProblem
+
+        raise FileProblem(src, f"a cell did not finish within {run.cell_timeout_s} s ({type(err).__name__}); "
+                               f"the partial copy is {out}") from err
     log.info("[notebooks] %s done in %.0f s", notebook, time.perf_counter() - start)
     return out
 

@@ -1,9 +1,15 @@
-"""Write Aperio-flavoured pyramidal TIFF (``.svs``) files that OpenSlide opens with vendor ``aperio``.
+"""Write Aperio-flavoured pyramidal TIFF (``.svs``) files laid out like a scanner's, page by page.
 
-Recipe (docs/environment.md): page 0 = level 0, tiled JPEG (or zlib for exact pixels), ImageDescription
-starting ``Aperio Image Library`` with ``|MPP = <mpp>``; reduced levels as separate top-level tiled pages
-(downsample 4, 16, ... like Aperio scanners). Level 0 is streamed strip by strip from a callback, so a slide
-larger than memory can be written; only the 4x-reduced level is held in memory.
+Page order and ``NewSubfileType`` as in real Aperio files (e.g. OpenSlide's ``CMU-1.svs``, and the
+``small.svs`` test fixture): page 0 = level 0, tiled, subfile type 0, ImageDescription starting
+``Aperio Image Library`` with ``|AppMag = 40|MPP = <mpp>``; page 1 = a small **stripped** thumbnail (type 0,
+longer side at most :data:`THUMBNAIL_MAX_PX`); then the reduced levels (downsample 4, 16, ... like Aperio
+scanners) as tiled top-level pages of type 0; then the ``label`` (stripped, LZW, type 1 = reduced image) and
+the ``macro`` (stripped, JPEG, type 9 = reduced | macro) images, named by their descriptions. With this layout
+OpenSlide (vendor ``aperio``), tifffile (series ``Baseline`` with its levels, ``Thumbnail``, ``Label``,
+``Macro``) and tiffslide see the same pyramid: same level count, sizes and pixels (tests/data/
+test_svs_readers.py). Tiles are JPEG (realistic) or zlib (exact pixels). Level 0 is streamed strip by strip
+from a callback, so a slide larger than memory can be written; only the 4x-reduced level is held in memory.
 
 Example:
     >>> import numpy as np
@@ -26,6 +32,15 @@ StripRenderer = Callable[[int, int], np.ndarray]
 
 LEVEL_FACTOR = 4
 MIN_LEVEL_SIDE = 512
+THUMBNAIL_MAX_PX = 1024
+"""Longer side of the stripped thumbnail page (Aperio scanners write ~1024 px wide thumbnails)."""
+LABEL_WH = (384, 448)
+"""(width, height) of the label image, px (a scanner's slide-label photo is about this size)."""
+MACRO_HEIGHT_PX = 400
+"""Height of the macro image (the whole glass slide at low magnification), px."""
+
+# TIFF NewSubfileType bits as Aperio writes them: levels and thumbnail 0, label 1 (reduced), macro 9.
+SUBFILE_LEVEL, SUBFILE_LABEL, SUBFILE_MACRO = 0, 1, 9
 
 
 def write_svs(path: str | os.PathLike[str], image_or_renderer: np.ndarray | StripRenderer, *,
@@ -66,28 +81,72 @@ def write_svs(path: str | os.PathLike[str], image_or_renderer: np.ndarray | Stri
     comp, comp_args = codec[compression]
 
     reduced = np.empty((height // LEVEL_FACTOR, width // LEVEL_FACTOR, 3), np.uint8)
-    description = (f"Aperio Image Library v12.0.15 \r\n{width}x{height} [0,0 {width}x{height}] ({tile}x{tile}) "
-                   f"JPEG/RGB Q={quality}|AppMag = {app_mag}|MPP = {mpp:.6f}")
+    head = f"Aperio Image Library v12.0.15 \r\n{width}x{height} [0,0 {width}x{height}] ({tile}x{tile})"
+    tail = f"JPEG/RGB Q={quality}" if compression == "jpeg" else "RGB"
+    description = f"{head} {tail}|AppMag = {app_mag}|MPP = {mpp:.6f}"
+    pages = dict(photometric="rgb", compression=comp, compressionargs=comp_args, metadata=None)
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with tifffile.TiffWriter(tmp, bigtiff=width * height * 3 > 2**31) as tif:
             tif.write(_level0_tiles(renderer, width, height, tile, reduced), shape=(height, width, 3),
-                      dtype=np.uint8, tile=(tile, tile), photometric="rgb", compression=comp,
-                      compressionargs=comp_args, description=description, metadata=None)
+                      dtype=np.uint8, tile=(tile, tile), description=description,
+                      subfiletype=SUBFILE_LEVEL, **pages)
+            thumb = _thumbnail(reduced, (width, height))
+            tif.write(thumb, rowsperstrip=16, subfiletype=SUBFILE_LEVEL,
+                      description=f"{head} -> {thumb.shape[1]}x{thumb.shape[0]} - {tail}", **pages)
             level = reduced
             while min(level.shape[:2]) >= MIN_LEVEL_SIDE // LEVEL_FACTOR and level.size:
                 lh, lw = level.shape[:2]
-                tif.write(level, tile=(tile, tile), photometric="rgb", compression=comp,
-                          compressionargs=comp_args, subfiletype=1, metadata=None,
-                          description=f"Aperio Image Library v12.0.15 \r\n{width}x{height} -> {lw}x{lh}")
+                tif.write(level, tile=(tile, tile), subfiletype=SUBFILE_LEVEL,
+                          description=f"{head} -> {lw}x{lh} {tail}", **pages)
                 if min(lh, lw) < MIN_LEVEL_SIDE:
                     break
                 level = np.asarray(Image.fromarray(level).reduce(LEVEL_FACTOR))
+            label = _label(path.stem)
+            tif.write(label, rowsperstrip=label.shape[0], photometric="rgb", compression="lzw", metadata=None,
+                      subfiletype=SUBFILE_LABEL,
+                      description=f"Aperio Image Library v12.0.15 \r\nlabel {label.shape[1]}x{label.shape[0]}")
+            macro = _macro(thumb)
+            tif.write(macro, rowsperstrip=16, photometric="rgb", compression="jpeg", compressionargs={"level": 80},
+                      metadata=None, subfiletype=SUBFILE_MACRO,
+                      description=f"Aperio Image Library v12.0.15 \r\nmacro {macro.shape[1]}x{macro.shape[0]}")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _thumbnail(reduced: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+    """The thumbnail page: the 4x level shrunk to a longer side of at most :data:`THUMBNAIL_MAX_PX`."""
+    if reduced.size == 0:  # a slide under 4 px: nothing to shrink
+        return np.full((max(1, size_wh[1]), max(1, size_wh[0]), 3), 255, np.uint8)
+    image = Image.fromarray(reduced)
+    image.thumbnail((THUMBNAIL_MAX_PX, THUMBNAIL_MAX_PX), Image.Resampling.BOX)
+    return np.asarray(image)
+
+
+def _label(name: str) -> np.ndarray:
+    """A white slide label with a barcode-like stripe pattern derived from the file name (stable per name)."""
+    width, height = LABEL_WH
+    label = np.full((height, width, 3), 250, np.uint8)
+    bits = np.unpackbits(np.frombuffer(name.encode("utf-8")[:40].ljust(40, b"\0"), np.uint8))
+    columns = np.repeat(bits, max(1, (width - 64) // len(bits)))[: width - 64]
+    label[height // 4: height // 2, 32: 32 + len(columns)][:, columns == 1] = 20
+    return label
+
+
+def _macro(thumb: np.ndarray) -> np.ndarray:
+    """The whole glass slide at low magnification: the tissue thumbnail on a grey slide beside a label area."""
+    image = Image.fromarray(thumb)
+    scale = MACRO_HEIGHT_PX * 0.8 / max(1, image.height)
+    image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                         Image.Resampling.BOX)
+    macro = np.full((MACRO_HEIGHT_PX, image.width + MACRO_HEIGHT_PX, 3), 215, np.uint8)
+    macro[:, : MACRO_HEIGHT_PX // 2] = 245  # the label end of the glass slide
+    top, left = (MACRO_HEIGHT_PX - image.height) // 2, MACRO_HEIGHT_PX * 3 // 4
+    macro[top: top + image.height, left: left + image.width] = np.asarray(image)
+    return macro
 
 
 def _level0_tiles(renderer: StripRenderer, width: int, height: int, tile: int,
