@@ -68,6 +68,22 @@ def test_table4_on_fabricated_results(tiny_root, results_dir):
     assert (long["strict_f1"] <= long["f1"] + 1e-12).all()
 
 
+def test_table4_intervals_contain_each_cell(tiny_root, results_dir):
+    from ccmct.evaluation.tables import table4_intervals
+
+    long = table4_long(tiny_root, results_dir, slide_counts=True)
+    assert list(long.columns[:15]) == list(table4_long(tiny_root, results_dir).columns)
+    with_ci = table4_intervals(long, n_resamples=300, seed=1)
+    for name in ("f1", "precision", "recall", "strict_f1"):
+        assert (with_ci[f"{name}_lo"] <= with_ci[name] + 1e-12).all()
+        assert (with_ci[name] <= with_ci[f"{name}_hi"] + 1e-12).all()
+    assert with_ci.equals(table4_intervals(long, n_resamples=300, seed=1))  # same seed, same intervals
+    counts = long["slide_counts"].iloc[0]
+    assert counts.tp.sum() == long["tp"].iloc[0] and len(counts) == len(DataRoot(tiny_root).test_slides())
+    with pytest.raises(ValueError, match="slide_counts=True"):
+        table4_intervals(table4_long(tiny_root, results_dir))
+
+
 def test_notebook_executes(tiny_root, results_dir, authors_results_dir, tmp_path):
     authors = tmp_path / "authors"  # one real published file (the smallest full-WSI one) keeps this quick
     authors.mkdir()

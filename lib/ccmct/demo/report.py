@@ -53,59 +53,146 @@ def _checks(long: pd.DataFrame) -> dict:
 
 
 def write_report(plan, *, timings_s: dict) -> dict:
-    """Evaluate the demo's result files and write ``report.md`` + figures; returns the summary."""
+    """Evaluate the demo's result files (every training seed) and write ``report.md`` + figures; returns the
+    summary (docs/contracts.md, ``ccmct demo``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from ccmct.data.stats import table1
-    from ccmct.evaluation.tables import table4, table4_long
+    from ccmct.demo.seeds import evaluate_seed, seed_summary
 
     figures = plan.out_dir / "figures"
     figures.mkdir(exist_ok=True)
     root = plan.root
-    long = table4_long(root, plan.results_dir, variants=VARIANTS, min_threshold=MIN_THRESHOLD)
+    evaluations = {seed: evaluate_seed(plan.for_seed(seed)) for seed in plan.seeds}
+    long = evaluations[plan.seed].long
     if long.empty:
         from ccmct.errors import CcmctError
 
         raise CcmctError(f"{plan.results_dir}: no result files to evaluate")
+    multi = seed_summary(evaluations)
     t1 = table1(root.path)
+    n_seeds = len(plan.seeds)
+    seeds_note = (f"training seed {plan.seed}" if n_seeds == 1 else
+                  f"{n_seeds} training seeds ({', '.join(map(str, plan.seeds))}) on the same data")
     sections = [
         "# ccmct demo report\n",
         f"Synthetic data set `{plan.data_preset}` (seed {plan.seed}) in `{root.path}`; preset `{plan.preset}`; "
+        f"{seeds_note}; "
         f"both stages trained on each of {', '.join(plan.train_variants)}; each detector's output is re-scored by "
         f"the cell classifier of the same label set ({_classifier_note(plan)}). Thresholds are chosen on "
         "the training slides "
-        "(first maximum of micro F1) and applied unchanged to the test slides.\n",
+        "(first maximum of micro F1) and applied unchanged to the test slides. Intervals are 95 % slide-bootstrap "
+        "intervals (docs/evaluation.md): they cover slide-to-slide variation only; the spread over training "
+        "seeds is the ± sd.\n",
         "## Table 1 (excerpt)\n", markdown_table(_table1_excerpt(t1)) + "\n",
-        "## Table 4 — F1 on the test slides (paper matching)\n",
     ]
-    for stage in sorted(set(long.stage)):
-        sections.append(f"**Stage {stage}** (rows: trained on; columns: tested on)\n")
-        cells = table4(long[long.stage == stage])
-        if isinstance(cells.columns, pd.MultiIndex):
-            cells.columns = [c[-1] for c in cells.columns]
-        cells = cells[[v for v in VARIANTS if v in cells.columns]]
-        sections.append(markdown_table(cells) + "\n")
-    sections.append("### Paper vs strict one-to-one F1\n")
+    sections += _failed_section(multi["failed_slides"])
+    sections += _table4_sections(long, multi, n_seeds)
+    sections.append("## Effects of the paper (on the ODAEL test labels)\n")
+    sections.append(_effects_table(multi["effects"]) + "\n")
+    sections.append(f"### Paper vs strict one-to-one F1 (training seed {plan.seed})\n")
     cols = ["stage", "train", "test", "threshold", "train_f1", "tp", "fp", "fn", "f1", "strict_f1"]
     sections.append(markdown_table(long[cols].set_index("stage")) + "\n")
-    sections.append("## F1 vs threshold (training slides)\n\n![curves](figures/threshold_curves.png)\n")
+    sections.append(f"## F1 vs threshold (training slides, training seed {plan.seed})\n\n"
+                    "![curves](figures/threshold_curves.png)\n")
     _plot_curves(plan, figures / "threshold_curves.png")
     example = _plot_examples(plan, long, figures / "examples.png")
     sections.append(f"## Example detections ({example})\n\nGreen: true positive, red: false positive, "
                     "yellow: missed mitotic figure (strict one-to-one matching within 25 px).\n\n"
                     "![examples](figures/examples.png)\n")
-    hotspot = _plot_hotspot(plan, long, figures / "hotspot.png")
-    sections.append(f"## Mitotic-count hotspot\n\n{hotspot}\n\n![hotspot](figures/hotspot.png)\n")
+    hotspot, drawn = _plot_hotspot(plan, long, figures / "hotspot.png")
+    sections.append(f"## Mitotic-count hotspot\n\n{hotspot}\n" + ("\n![hotspot](figures/hotspot.png)\n" if drawn else ""))
+    correlation, drawn = _plot_correlation(plan, long, figures / "count_correlation.png")
+    sections.append(f"## Mitotic count per test slide\n\n{correlation}\n"
+                    + ("\n![count correlation](figures/count_correlation.png)\n" if drawn else ""))
     checks = _checks(long)
     sections.append("## Checks\n\n" + "\n".join(f"- {k}: {v}" for k, v in checks.items()) + "\n")
     sections.append("## Timings (s)\n\n" + "\n".join(f"- {k}: {v}" for k, v in timings_s.items()) + "\n")
-    (plan.out_dir / "report.md").write_text("\n".join(sections))
+    _write_text(plan.out_dir / "report.md", "\n".join(sections))
     thresholds = {f"stage{r.stage}": {} for r in long.itertuples()}
     for r in long.drop_duplicates(["stage", "train"]).itertuples():
         thresholds[f"stage{r.stage}"][r.train] = float(r.threshold)
     return {"table4": _nested(long, "f1"), "table4_strict": _nested(long, "strict_f1"), "thresholds": thresholds,
-            "timings_s": dict(timings_s), "checks": checks, "preset": plan.preset, "data_root": str(root.path)}
+            "timings_s": dict(timings_s), "checks": checks, "preset": plan.preset, "data_root": str(root.path),
+            "data_seed": plan.seed, **multi}
+
+
+def _write_text(path: Path, text: str) -> None:
+    import os
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _fmt(value, fmt: str = ".3f") -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
+
+
+def _interval(ci) -> str:
+    return "[—]" if not ci or ci[0] is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _table4_sections(long: pd.DataFrame, multi: dict, n_seeds: int) -> list[str]:
+    """Table 4 per stage: one seed -> F1 [interval] (slides); several -> mean ± sd (seeds, slides), then
+    every seed's F1 with its interval."""
+    out = ["## Table 4 — F1 on the test slides (paper matching)\n"]
+    mean, sd, n_slides = multi["table4_mean"], multi["table4_sd"], multi["table4_n_slides"]
+    for stage in sorted(set(long.stage)):
+        key = f"stage{stage}"
+        out.append(f"**Stage {stage}** (rows: trained on; columns: tested on)\n")
+        rows = []
+        for train, cells in mean.get(key, {}).items():
+            row = {"train": train}
+            for test in [v for v in VARIANTS if v in cells]:
+                n = n_slides[key][train][test]
+                if n_seeds == 1:
+                    ci = next(iter(multi["table4_ci"].values()))[key][train][test]
+                    row[test] = f"{_fmt(cells[test])} {_interval(ci)} ({n} slides)"
+                else:
+                    row[test] = f"{_fmt(cells[test])} ± {_fmt(sd[key][train][test])} ({n_seeds} seeds, {n} slides)"
+            rows.append(row)
+        out.append(markdown_table(pd.DataFrame(rows).set_index("train")) + "\n")
+    if n_seeds > 1:
+        out.append("### Every seed (F1 with its 95 % slide-bootstrap interval)\n")
+        rows = []
+        for seed, table in multi["per_seed"].items():
+            for key, trains in table.items():
+                for train, cells in trains.items():
+                    for test, f1 in cells.items():
+                        ci = multi["table4_ci"][seed][key][train][test]
+                        rows.append({"seed": seed, "stage": key[-1], "train": train, "test": test,
+                                     "threshold": multi["per_seed_thresholds"][seed][key][train],
+                                     "F1": f"{_fmt(f1)} {_interval(ci)}"})
+        out.append(markdown_table(pd.DataFrame(rows).set_index("seed")) + "\n")
+    return out
+
+
+def _effects_table(effects: list[dict]) -> str:
+    """The paper's two effects: mean difference, paired interval over slides and seeds, verdict."""
+    if not effects:
+        return "No effect could be evaluated (a result file is missing)."
+    rows = [{"effect": e["effect"], "A": e["a"], "B": e["b"], "F1 A": _fmt(e["f1_a"]), "F1 B": _fmt(e["f1_b"]),
+             "mean A − B": _fmt(e["delta_f1"], "+.3f"), "95 % paired interval": _interval(e["delta_f1_ci"]),
+             "A wins": _fmt(e["a_wins"], ".0%"), "seeds x slides": f"{e['n_seeds']} x {e['n_slides']}",
+             "verdict": e["verdict"]} for e in effects]
+    return (markdown_table(pd.DataFrame(rows).set_index("effect")) + "\n\n"
+            "Paired bootstrap over the test slides (the same resamples for A, B and every seed; the statistic is "
+            "the mean over seeds of F1(A) − F1(B)). Verdict \"holds\" when the whole interval lies above 0, "
+            "else \"not shown\".")
+
+
+def _failed_section(failed: dict) -> list[str]:
+    """Slides that a result file does not hold (failed or pending): listed, never silently dropped."""
+    if not failed:
+        return []
+    lines = ["## Slides missing from the results\n",
+             "These slides are NOT in the evaluation below (a rerun of `ccmct demo` retries them):\n"]
+    for seed, files in failed.items():
+        for file, slides in files.items():
+            lines += [f"- seed {seed}, `{file}`: `{name}`: {reason}" for name, reason in slides.items()]
+    return ["\n".join(lines) + "\n"]
 
 
 def _table1_excerpt(t1: pd.DataFrame) -> pd.DataFrame:
@@ -192,32 +279,83 @@ def _plot_examples(plan, long: pd.DataFrame, path: Path, per_kind: int = 4) -> s
     return f"two-stage {variant}-trained model on the ODAEL test labels, threshold {threshold:.2f}"
 
 
-def _plot_hotspot(plan, long: pd.DataFrame, path: Path) -> str:
-    import matplotlib.pyplot as plt
-
-    from ccmct.data.slides import open_slide
-    from ccmct.evaluation import load_ground_truth, mitotic_count
+def _test_points(plan, long: pd.DataFrame):
+    """The best two-stage model's test detections (centres after NMS, level-0 px) and the ODAEL ground truth."""
+    from ccmct.evaluation import load_ground_truth
     from ccmct.evaluation.f1 import detections_after_nms
-    from ccmct.evaluation.figures import plot_mc_heatmap
 
     variant, threshold = _best_variant(long)
     results = _results(plan, variant, "test", 2)
     gt = load_ground_truth(plan.root.database("ODAEL"), slides=list(results))
-    name = max(gt, key=lambda n: len(gt[n]))
-    with open_slide(plan.root.slide_path(name)) as slide:
-        mpp, extent = slide.mpp, slide.dimensions
-    det = detections_after_nms(results[name], threshold, DETECTION_RADIUS_L0)
-    det_xy = np.c_[(det[:, 0] + det[:, 2]) / 2, (det[:, 1] + det[:, 3]) / 2]
+    det = {}
+    for name, boxes in results.items():
+        kept = detections_after_nms(boxes, threshold, DETECTION_RADIUS_L0)
+        det[name] = np.c_[(kept[:, 0] + kept[:, 2]) / 2, (kept[:, 1] + kept[:, 3]) / 2]
+    return variant, threshold, results, gt, det
+
+
+def _plot_hotspot(plan, long: pd.DataFrame, path: Path) -> tuple[str, bool]:
+    """Heat maps of the 10-HPF count on the largest test slide; (text, drawn). Not drawn (the reason is the
+    text) when the slide fits in one window (:func:`ccmct.evaluation.figures.hotspot_refusal`)."""
+    import matplotlib.pyplot as plt
+
+    from ccmct.data.slides import open_slide
+    from ccmct.evaluation import mitotic_count
+    from ccmct.evaluation.figures import FigureRefused, plot_mc_heatmap
+
+    variant, threshold, results, gt, det = _test_points(plan, long)
+    sizes = {}
+    for name in gt:
+        with open_slide(plan.root.slide_path(name)) as slide:
+            sizes[name] = (slide.dimensions, slide.mpp)
+    name = max(gt, key=lambda n: (sizes[n][0][0] * sizes[n][0][1], len(gt[n])))
+    extent, mpp = sizes[name]
     true_mc = mitotic_count(gt[name], mpp=mpp, extent_l0=extent)
-    pred_mc = mitotic_count(det_xy, mpp=mpp, extent_l0=extent)
+    pred_mc = mitotic_count(det[name], mpp=mpp, extent_l0=extent)
+    path.unlink(missing_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    plot_mc_heatmap(true_mc, ax=axes[0], title=f"ground truth: MC = {true_mc.count}")
-    plot_mc_heatmap(pred_mc, ax=axes[1], title=f"two-stage detections: MC = {pred_mc.count}")
+    try:
+        plot_mc_heatmap(true_mc, ax=axes[0], title=f"ground truth: MC = {true_mc.count}", slide_size_l0=extent)
+        plot_mc_heatmap(pred_mc, ax=axes[1], title=f"two-stage detections: MC = {pred_mc.count}",
+                        slide_size_l0=extent)
+    except FigureRefused as refused:
+        plt.close(fig)
+        return f"Slide `{name}` ({extent[0]} x {extent[1]} px): {refused}.", False
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return (f"Slide `{name}` (most mitoses among the test slides): the 10-HPF window with the most mitotic "
-            f"figures holds {true_mc.count} by the ground truth and {pred_mc.count} by the detections.")
+    offset_um = mpp * float(np.hypot(true_mc.x_l0 - pred_mc.x_l0, true_mc.y_l0 - pred_mc.y_l0))
+    windows = extent[0] * extent[1] / (true_mc.width_l0 * true_mc.height_l0)
+    return (f"Slide `{name}` ({extent[0]} x {extent[1]} px, {windows:.1f} 10-HPF windows of "
+            f"{true_mc.width_l0} x {true_mc.height_l0} px; the largest test slide): the 10-HPF window with the "
+            f"most mitotic figures holds {true_mc.count} by the ground truth and {pred_mc.count} by the "
+            f"{variant}-trained two-stage detections (threshold {threshold:.2f}); the predicted hotspot lies "
+            f"{offset_um:.0f} µm from the true one (top-left corners).", True)
+
+
+def _plot_correlation(plan, long: pd.DataFrame, path: Path) -> tuple[str, bool]:
+    """Predicted vs true 10-HPF mitotic count over the test slides; (text, drawn), refused when Pearson r is
+    undefined (:func:`ccmct.evaluation.figures.count_correlation_refusal`)."""
+    import matplotlib.pyplot as plt
+
+    from ccmct.evaluation.figures import FigureRefused, plot_count_correlation
+    from ccmct.evaluation.mitotic_count import count_correlation, mitotic_count_table, slide_mpps
+
+    variant, threshold, results, gt, _ = _test_points(plan, long)
+    table = mitotic_count_table(gt, results, threshold=threshold, mpp=slide_mpps(plan.root, list(results)))
+    path.unlink(missing_ok=True)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    try:
+        plot_count_correlation(table, ax=ax)
+    except FigureRefused as refused:
+        plt.close(fig)
+        return f"{refused}.", False
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    cells = table[["true_count", "predicted_count"]].rename_axis("slide")
+    return (f"{variant}-trained two-stage model, threshold {threshold:.2f}; Pearson r = "
+            f"{count_correlation(table):.3f} over {len(table)} test slides.\n\n{markdown_table(cells)}", True)
 
 
 def _classifier_note(plan) -> str:

@@ -19,6 +19,7 @@ from ccmct.config.dataset import DETECTION_RADIUS_L0
 from ccmct.config.paths import DataRoot
 from ccmct.data.results import read_results, result_filename
 from ccmct.errors import DatabaseError
+from ccmct.evaluation.bootstrap import SlideCounts, bootstrap_f1
 from ccmct.evaluation.f1 import f1_scores
 from ccmct.evaluation.ground_truth import load_ground_truth, restrict_results, slides_of_split
 from ccmct.evaluation.threshold import DEFAULT_MIN_THRESHOLD, optimize_threshold
@@ -41,11 +42,13 @@ def _min_threshold(min_threshold: float | Mapping[int, float], stage: int) -> fl
 
 def table4_long(data_root, results_dir, *, variants: Iterable[str] = VARIANTS, stages: Iterable[int] = (1, 2),
                 min_threshold: float | Mapping[int, float] = DEFAULT_MIN_THRESHOLD,
-                radius_l0: float = DETECTION_RADIUS_L0) -> pd.DataFrame:
+                radius_l0: float = DETECTION_RADIUS_L0, slide_counts: bool = False) -> pd.DataFrame:
     """One row per (stage, train variant, test variant) whose result files and databases exist.
 
     Columns: stage, train, test, threshold, train_f1 (best F1 on the training slides), tp, fp, fn, f1,
-    precision, recall (paper matching) and strict_tp, strict_fp, strict_fn, strict_f1.
+    precision, recall (paper matching) and strict_tp, strict_fp, strict_fn, strict_f1; with
+    ``slide_counts=True`` also ``slide_counts`` and ``strict_slide_counts``
+    (:class:`ccmct.evaluation.bootstrap.SlideCounts` of the test slides, for :func:`table4_intervals`).
     """
     root, results_dir, variants = _as_root(data_root), Path(results_dir), list(variants)
     test_dbs = [v for v in variants if root.database(v).exists()]
@@ -72,8 +75,40 @@ def table4_long(data_root, results_dir, *, variants: Iterable[str] = VARIANTS, s
                              "fn": paper.counts.fn, "f1": paper.f1, "precision": paper.precision,
                              "recall": paper.recall, "strict_tp": strict.counts.tp, "strict_fp": strict.counts.fp,
                              "strict_fn": strict.counts.fn, "strict_f1": strict.f1})
-    return pd.DataFrame(rows, columns=["stage", "train", "test", "threshold", "train_f1", "tp", "fp", "fn", "f1",
-                                       "precision", "recall", "strict_tp", "strict_fp", "strict_fn", "strict_f1"])
+                if slide_counts:
+                    rows[-1].update(slide_counts=SlideCounts.from_result(paper),
+                                    strict_slide_counts=SlideCounts.from_result(strict))
+    columns = ["stage", "train", "test", "threshold", "train_f1", "tp", "fp", "fn", "f1", "precision", "recall",
+               "strict_tp", "strict_fp", "strict_fn", "strict_f1"]
+    return pd.DataFrame(rows, columns=columns + (["slide_counts", "strict_slide_counts"] if slide_counts else []))
+
+
+def table4_intervals(long: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0,
+                     level: float = 0.95) -> pd.DataFrame:
+    """``long`` (from ``table4_long(..., slide_counts=True)``) with slide-bootstrap intervals added.
+
+    New columns ``f1_lo``, ``f1_hi``, ``precision_lo``, ``precision_hi``, ``recall_lo``, ``recall_hi``
+    (paper matching) and ``strict_f1_lo``, ``strict_f1_hi``: the percentile interval over resamples of the
+    test slides (:func:`ccmct.evaluation.bootstrap.bootstrap_f1`, the same resamples for every row). The
+    threshold chosen on the training slides is held fixed. NaN where undefined.
+    """
+    if "slide_counts" not in long:
+        raise ValueError("table4_intervals needs table4_long(..., slide_counts=True)")
+    out = long.copy()
+    columns = {c: [] for c in ("f1_lo", "f1_hi", "precision_lo", "precision_hi", "recall_lo", "recall_hi",
+                               "strict_f1_lo", "strict_f1_hi")}
+    for paper, strict in zip(long["slide_counts"], long["strict_slide_counts"]):
+        boot = bootstrap_f1(paper, n_resamples=n_resamples, seed=seed, level=level)
+        for name in ("f1", "precision", "recall"):
+            lo, hi = boot[f"{name}_ci"]
+            columns[f"{name}_lo"].append(np.nan if lo is None else lo)
+            columns[f"{name}_hi"].append(np.nan if hi is None else hi)
+        lo, hi = bootstrap_f1(strict, n_resamples=n_resamples, seed=seed, level=level)["f1_ci"]
+        columns["strict_f1_lo"].append(np.nan if lo is None else lo)
+        columns["strict_f1_hi"].append(np.nan if hi is None else hi)
+    for name, values in columns.items():
+        out[name] = np.asarray(values, float)
+    return out
 
 
 def table4(long: pd.DataFrame, *, value: str = "f1") -> pd.DataFrame:
