@@ -44,3 +44,16 @@ def test_table_and_correlation():
     assert (table["true_count"] >= table["predicted_count"] * 0).all()
     assert count_correlation(table) > 0.95
     assert np.isnan(count_correlation(table.iloc[:1]))
+
+
+def test_slide_sizes_are_read_from_the_slide_files(tiny_root):
+    from ccmct.config.paths import DataRoot
+    from ccmct.data.slides import open_slide
+    from ccmct.evaluation.mitotic_count import slide_sizes_l0
+
+    root = DataRoot(tiny_root)
+    name = sorted(root.test_slides())[0]
+    sizes = slide_sizes_l0(root, [name, "missing.svs"])
+    with open_slide(root.slide_path(name)) as slide:
+        assert sizes[name] == tuple(slide.dimensions)
+    assert sizes["missing.svs"] is None

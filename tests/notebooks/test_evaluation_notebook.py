@@ -98,5 +98,14 @@ def test_notebook_executes(tiny_root, results_dir, authors_results_dir, tmp_path
         "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
         for cell in json.loads(out.read_text())["cells"] for o in cell.get("outputs", []))
     assert "Pearson r" in text and "paper F1" in text
+    assert "F1 95 % slide-bootstrap interval [" in text
+    # the tiny slides fit inside one 10-HPF window: the flat hotspot map is refused and the reason printed
+    from ccmct.evaluation import hpf_window_l0
+    from ccmct.evaluation.mitotic_count import slide_sizes_l0
+
+    window = hpf_window_l0(0.25)
+    sizes = slide_sizes_l0(tiny_root, DataRoot(tiny_root).split())
+    small = all(w <= window[0] and h <= window[1] for w, h in sizes.values())
+    assert small == ("hotspot map not drawn" in text)
     assert "missing: the real ODAEL database" in text  # the tiny root lacks the real slides
     assert "missing: result file" in text  # the files not linked above

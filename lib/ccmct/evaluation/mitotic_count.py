@@ -130,3 +130,21 @@ def slide_mpps(data_root, slides, *, default: float | None = None) -> dict[str, 
         else:
             out[name] = PAPER_MPP if default is None else default
     return out
+
+
+def slide_sizes_l0(data_root, slides) -> dict[str, tuple[int, int] | None]:
+    """(width, height) level-0 px of each slide read from its file under ``<root>/WSI`` (None when the file
+    is missing) — the extent a mitotic-count map should cover."""
+    from ccmct.config.paths import DataRoot
+    from ccmct.data.slides import open_slide
+
+    root = data_root if isinstance(data_root, DataRoot) else DataRoot(data_root)
+    out = {}
+    for name in slides:
+        path = root.slide_path(name)
+        if path.exists():
+            with open_slide(path) as slide:
+                out[name] = tuple(int(v) for v in slide.dimensions)
+        else:
+            out[name] = None
+    return out
