@@ -137,6 +137,20 @@ class Slide:
             raise SlideError(self.path, f"OpenSlide cannot read it ({err})") from err
         return np.asarray(image.convert("RGB"))
 
+    def deep_zoom(self, *, tile_size: int = 254, overlap: int = 1, limit_bounds: bool = False):
+        """A :class:`DeepZoom` (openslide's ``DeepZoomGenerator``) over this slide, for ``ccmct view``.
+
+        Deep Zoom level ``L`` has the slide's level-0 size divided by ``2 ** (max_level - L)``; tile
+        (col, row) of a level covers ``tile_size`` px plus ``overlap`` px on inner edges.
+        Not safe to share between threads: give each thread its own handle (:func:`open_slide`).
+        """
+        if self._poisoned is not None:
+            raise SlideError(self.path, f"an earlier read failed ({self._poisoned}); the handle is closed")
+        from openslide.deepzoom import DeepZoomGenerator
+
+        return DeepZoom(self, DeepZoomGenerator(self._osr, tile_size=tile_size, overlap=overlap,
+                                                limit_bounds=limit_bounds))
+
     def _poison(self, reason: str) -> None:
         self._poisoned = reason
         _cached_slide.cache_clear()
@@ -159,6 +173,33 @@ class Slide:
     def __repr__(self) -> str:
         state = f"closed: {self._poisoned}" if self._poisoned is not None else f"dimensions={self.dimensions}"
         return f"Slide({str(self.path)!r}, {state})"
+
+
+class DeepZoom:
+    """openslide's ``DeepZoomGenerator`` of a :class:`Slide` whose tile reads raise :class:`SlideError`.
+
+    Attributes mirror the generator's: ``level_count``, ``level_tiles`` ((cols, rows) per level),
+    ``level_dimensions`` ((width, height) px per level), ``tile_count``; ``get_dzi(format)`` is the
+    ``.dzi`` XML; ``get_tile(level, (col, row))`` an RGB PIL image.
+    """
+
+    def __init__(self, slide: "Slide", generator):
+        self.slide = slide
+        self.generator = generator
+        self.level_count = generator.level_count
+        self.level_tiles = generator.level_tiles
+        self.level_dimensions = generator.level_dimensions
+        self.tile_count = generator.tile_count
+
+    def get_dzi(self, image_format: str) -> str:
+        return self.generator.get_dzi(image_format)
+
+    def get_tile(self, level: int, address: tuple[int, int]):
+        try:
+            return self.generator.get_tile(level, address)
+        except openslide.OpenSlideError as err:
+            self.slide._poison(str(err))
+            raise SlideError(self.slide.path, f"OpenSlide cannot read it ({err})") from err
 
 
 def _rgba_to_rgb_white(rgba: np.ndarray) -> np.ndarray:

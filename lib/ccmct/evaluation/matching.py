@@ -74,16 +74,24 @@ def _spread(flags: np.ndarray, points_l0: np.ndarray, radius_l0: float) -> np.nd
     return out
 
 
-def match_paper(det_l0: np.ndarray, gt_l0: np.ndarray, radius_l0: float) -> Counts:
-    """The authors' many-to-many rule (see module docstring)."""
+def paper_marks(det_l0: np.ndarray, gt_l0: np.ndarray, radius_l0: float) -> tuple[np.ndarray, np.ndarray]:
+    """The authors' marks per point: (detection marked (N,) bool, GT marked (M,) bool).
+
+    A marked GT point is a TP (else FN); an unmarked detection is an FP (see module docstring).
+    """
     di, gi, _ = pairs_within(det_l0, gt_l0, radius_l0)
     gt_direct = np.zeros(len(gt_l0), bool)
     gt_direct[gi] = True
     det_direct = np.zeros(len(det_l0), bool)
     det_direct[di] = True
-    tp = int(_spread(gt_direct, gt_l0, radius_l0).sum())
-    fp = int(len(det_l0) - _spread(det_direct, det_l0, radius_l0).sum())
-    return Counts(tp, fp, len(gt_l0) - tp)
+    return _spread(det_direct, det_l0, radius_l0), _spread(gt_direct, gt_l0, radius_l0)
+
+
+def match_paper(det_l0: np.ndarray, gt_l0: np.ndarray, radius_l0: float) -> Counts:
+    """The authors' many-to-many rule (see module docstring)."""
+    det_marked, gt_marked = paper_marks(det_l0, gt_l0, radius_l0)
+    tp = int(gt_marked.sum())
+    return Counts(tp, int(len(det_l0) - det_marked.sum()), len(gt_l0) - tp)
 
 
 def strict_pairs(det_l0: np.ndarray, gt_l0: np.ndarray, radius_l0: float) -> tuple[np.ndarray, np.ndarray]:
