@@ -268,6 +268,38 @@ def _draw_panel(ax, pts: pd.DataFrame, *, label: str, style: str, color) -> None
         ax.annotate(f"{mf} MF", (x, y), textcoords="offset points", xytext=(4, 6), fontsize=7, color=color)
 
 
+def run_intervals(runs_dir: str | os.PathLike[str], *, n_resamples: int = 2000, seed: int = 0,
+                  level: float = 0.95) -> pd.DataFrame:
+    """Test F1 of every run with its slide-bootstrap interval (:func:`ccmct.evaluation.bootstrap.bootstrap_f1`,
+    the same resamples of the test slides for every run; each run's thresholds held fixed).
+
+    Returns:
+        One row per run (order of :func:`load_runs`): name, kind, and per stage ``f1_stage{s}``,
+        ``f1_stage{s}_lo``, ``f1_stage{s}_hi`` (NaN where the summary has no ``per_slide`` counts: runs
+        written before they were stored).
+    """
+    from ccmct.evaluation.bootstrap import SlideCounts, bootstrap_f1
+
+    order = load_runs(runs_dir)["name"].tolist()
+    summaries = {s["name"]: s for s in (read_summary(p) for p in Path(runs_dir).glob(f"*/{SUMMARY_FILE}"))}
+    rows = []
+    for name in order:
+        summary = summaries[name]
+        row = {"name": name, "kind": summary["kind"]}
+        for s in (1, 2):
+            test = summary["test"][f"stage{s}"]
+            row[f"f1_stage{s}"] = _float(test["f1"])
+            lo = hi = float("nan")
+            if test.get("per_slide"):
+                ci = bootstrap_f1(SlideCounts.from_per_slide(test["per_slide"]), n_resamples=n_resamples,
+                                  seed=seed, level=level)["f1_ci"]
+                lo, hi = (float("nan") if v is None else v for v in ci)
+            row[f"f1_stage{s}_lo"], row[f"f1_stage{s}_hi"] = lo, hi
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 __all__ = ["PAPER_ABLATION", "PAPER_COMPLETE_TRAIN_AREA_MM2", "PAPER_HPF_CROP_TEST", "PAPER_SOURCE", "SUMMARY_FILE",
            "TABLE_COLUMNS", "PaperAblationRun", "ablation_table", "compare_with_paper", "figure5_points",
-           "is_real_test_set", "load_runs", "paper_runs", "plot_figure5", "read_summary", "summary_row"]
+           "is_real_test_set", "load_runs", "paper_runs", "plot_figure5", "read_summary", "run_intervals",
+           "summary_row"]

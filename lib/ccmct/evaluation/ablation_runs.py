@@ -95,6 +95,9 @@ def _counts(result: dict) -> dict:
         out["threshold"] = float(result["threshold"])
     if "strict" in result:
         out["strict"] = _counts(result["strict"])
+    if "per_slide" in result:  # per-slide TP/FP/FN: the slide bootstrap of the notebook's intervals
+        out["per_slide"] = {str(name): {k: int(c[k]) for k in ("tp", "fp", "fn")}
+                            for name, c in result["per_slide"].items()}
     return out
 
 
@@ -111,7 +114,8 @@ def write_run_summary(run_dir: str | os.PathLike[str], *, training_set: dict, va
             images, each with at least ``f1`` and ``threshold`` (the best F1 and where it was found).
         test: ``{"stage1": {...}, "stage2": {...}}`` F1 on the full test slides at those thresholds, each with
             ``tp``, ``fp``, ``fn``, ``f1`` (the paper's matching), optionally ``strict``: the same counts with
-            one-to-one matching (which also counts the mitoses of slides without any detection as FN).
+            one-to-one matching (which also counts the mitoses of slides without any detection as FN), and
+            optionally ``per_slide`` (``F1Result.as_dict()``'s; only TP/FP/FN per slide are kept).
         test_root: the full data root whose test slides were used.
         files: names of the models and result files in ``run_dir``.
     """
