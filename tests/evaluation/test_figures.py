@@ -29,7 +29,7 @@ def _close_figures():
 
 
 def test_hotspot_of_a_slide_smaller_than_the_window_is_refused():
-    width, height = hpf_window_l0(0.25)  # 7118 x 5338 px
+    width, height = hpf_window_l0(0.25)  # 7110 x 5332 px
     rng = np.random.default_rng(0)
     slide = (6400, 4800)  # the old demo slide
     points = rng.uniform(0, 1, (30, 2)) * slide
