@@ -91,7 +91,8 @@ def test_second_stage_files_hold_exactly_the_nms_survivors_of_stage_one(authors_
 
 @pytest.mark.parametrize("protocol", [2, 3, 4, 5])
 def test_numpy_pickles_of_every_protocol_load(tmp_path, protocol):
-    data = {"a.svs": [np.arange(6.0), np.arange(6.0) + 1], "b.svs": np.asfortranarray(np.ones((2, 6)))}
+    row = np.array([10.0, 20.0, 60.0, 70.0, 0.0, 0.25])
+    data = {"a.svs": [row, row + [1, 1, 1, 1, 0, 0.5]], "b.svs": np.asfortranarray(np.ones((2, 6)))}
     path = tmp_path / "p.p.bz2"
     with bz2.open(path, "wb") as handle:
         pickle.dump(data, handle, protocol=protocol)

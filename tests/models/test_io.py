@@ -55,5 +55,59 @@ def test_weights_of_another_architecture(saved, tmp_path):
     document["config"]["head_convs"] = 2
     (tmp_path / "config.json").write_text(json.dumps(document))
     (tmp_path / "weights.pt").write_bytes((directory / "weights.pt").read_bytes())
-    with pytest.raises(ModelError, match="do not load"):
+    with pytest.raises(ModelError, match="do not fit") as info:
         load_model_dir(tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 400 and "weights_only" not in message
+    assert "missing 'cls_head.tower.2.weight'" in message and "4 key(s) missing" in message
+
+
+def test_weights_with_another_shape_name_the_first_key(saved, tmp_path):
+    _, directory = saved
+    document = json.loads((directory / "config.json").read_text())
+    document["config"]["fpn_channels"] = 8
+    (tmp_path / "config.json").write_text(json.dumps(document))
+    (tmp_path / "weights.pt").write_bytes((directory / "weights.pt").read_bytes())
+    with pytest.raises(ModelError, match=r"has shape \(\d+, .*the architecture needs .*tensors differ"):
+        load_model_dir(tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["empty", "junk", "pickled_object"])
+def test_unloadable_weights_are_one_line_without_torch_advice(saved, tmp_path, damage):
+    import pickle
+
+    _, directory = saved
+    (tmp_path / "config.json").write_bytes((directory / "config.json").read_bytes())
+    weights = tmp_path / "weights.pt"
+    if damage == "empty":
+        weights.write_bytes(b"")
+    elif damage == "junk":
+        weights.write_bytes(b"\x00not a torch file" * 10)
+    else:
+        import collections
+        torch.save({"x": collections.Counter("ab")}, weights)
+    with pytest.raises(ModelError) as info:
+        load_model_dir(tmp_path)
+    message = str(info.value)
+    assert message.startswith(str(weights)) and "\n" not in message and "weights_only" not in message
+    assert ("empty file" in message) == (damage == "empty")
+
+
+def test_config_with_a_missing_key_is_refused_not_defaulted(saved, tmp_path):
+    _, directory = saved
+    document = json.loads((directory / "config.json").read_text())
+    del document["config"]["tile_px"]
+    (tmp_path / "config.json").write_text(json.dumps(document))
+    (tmp_path / "weights.pt").write_bytes((directory / "weights.pt").read_bytes())
+    with pytest.raises(ModelError, match="config key 'tile_px' is missing; refusing to assume a default"):
+        load_model_dir(tmp_path)
+    document["config"]["tile_px"] = "256"
+    (tmp_path / "config.json").write_text(json.dumps(document))
+    with pytest.raises(ModelError, match="config key 'tile_px': expected a whole number"):
+        load_model_dir(tmp_path)
+
+
+def test_model_of_the_wrong_kind_is_named(saved):
+    _, directory = saved
+    with pytest.raises(ModelError, match="is a RetinaNet detector .*this command needs a cell classifier"):
+        load_model_dir(directory, kind="cell_classifier")

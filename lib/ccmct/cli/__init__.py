@@ -2,8 +2,8 @@
 
 Each command is one module in :mod:`ccmct.cli.commands` with a ``register(subparsers)`` function that adds
 its sub-parser and sets ``func`` (called with the parsed args, returns the exit code). Heavy imports happen
-inside ``func`` so that ``ccmct --help`` stays fast. Any :class:`ccmct.errors.CcmctError` becomes one line on
-stderr and exit code 2.
+inside ``func`` so that ``ccmct --help`` stays fast. Any :class:`ccmct.errors.CcmctError` (and any
+operating-system error) becomes one line on stderr and exit code 2 (:func:`main`; docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 
 from ccmct import __version__
+from ccmct.cli.common import one_line_warnings
 from ccmct.errors import CcmctError
 
 
@@ -38,26 +40,54 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``ccmct`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    """Run ``ccmct`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+
+    The one error path (docs/reliability.md): a :class:`CcmctError` (bad input: it names the file and the
+    problem) and an :class:`OSError` from the environment (permission denied, disk full, a vanished file)
+    become one line ``ccmct <command>: error: ...`` on stderr and exit code 2; library warnings become
+    one line each. Anything else is a bug in ccmct and keeps its traceback (exit 1) so it can be reported.
+    ``CCMCT_DEBUG=1`` re-raises every error with its traceback.
+    """
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = get_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    debug = os.environ.get("CCMCT_DEBUG") == "1"
     try:
-        return int(args.func(args) or 0)
+        with one_line_warnings(args.command):
+            return int(args.func(args) or 0)
     except CcmctError as err:
-        print(f"ccmct {args.command}: error: {err}", file=sys.stderr)
+        if debug:
+            raise
+        _error(args.command, str(err))
+        return 2
+    except OSError as err:
+        if debug or isinstance(err, BrokenPipeError):
+            if isinstance(err, BrokenPipeError):  # output piped into `head` and closed early: not an error
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 0
+            raise
+        _error(args.command, _os_error_line(err))
         return 2
     except KeyboardInterrupt:
         print(f"ccmct {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into `head` and closed early: not an error
-        import os
 
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+
+def _error(command: str, message: str) -> None:
+    text = " ".join(message.split()) or "unknown error"
+    print(f"ccmct {command}: error: {text}", file=sys.stderr)
+
+
+def _os_error_line(err: OSError) -> str:
+    """``<file>: <reason>`` of an operating-system error (no Python internals)."""
+    reason = err.strerror or str(err) or type(err).__name__
+    if err.filename is not None:
+        target = f" -> {err.filename2}" if err.filename2 is not None else ""
+        return f"{err.filename}{target}: {reason}"
+    return reason
 
 
 if __name__ == "__main__":  # pragma: no cover

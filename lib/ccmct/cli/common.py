@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import math
+import re
 import sys
 import warnings
 from pathlib import Path
 
-from ccmct.jsonable import json_default
+from ccmct import jsonable
 from ccmct.types import PRESETS, VARIANTS
 
 
@@ -29,15 +30,120 @@ def add_preset(parser: argparse.ArgumentParser, default: str | None = None) -> N
                              + (f"; default {default}" if default else ""))
 
 
-def positive_float(text: str) -> float:
-    """argparse ``type=``: a float > 0 (e.g. ``--mpp``, ``--box-size``)."""
+def _number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        value = float("nan")
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse ``type=``: a finite float > 0 (e.g. ``--mpp``, ``--box-size``, ``--radius``, ``--hpf``)."""
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
     return value
+
+
+def probability(text: str) -> float:
+    """argparse ``type=``: a finite float in [0, 1] (score thresholds)."""
+    value = _number(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return value
+
+
+def probability_below_one(text: str) -> float:
+    """argparse ``type=``: a finite float in [0, 1) (``--min-threshold``: the search needs thresholds above it)."""
+    value = probability(text)
+    if value >= 1.0:
+        raise argparse.ArgumentTypeError(f"must be below 1 (thresholds from it up to 0.98 are tried), got {text!r}")
+    return value
+
+
+def count(minimum: int = 1):
+    """argparse ``type=`` factory: an integer >= ``minimum`` (batch sizes, worker counts, WSI counts, seeds)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text!r}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+_DEVICE = re.compile(r"^(cpu|cuda|cuda:\d+|mps)$")
+
+
+def device(text: str) -> str:
+    """argparse ``type=``: ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; a GPU that this machine lacks is refused."""
+    if not _DEVICE.match(text):
+        raise argparse.ArgumentTypeError(f"must be cpu, cuda, cuda:N or mps, got {text!r}")
+    if text == "cpu":
+        return text
+    import torch
+
+    if text.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text!r} asked for, but torch sees no CUDA GPU on this machine")
+        index = int(text.split(":")[1]) if ":" in text else 0
+        if index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text!r} asked for, but this machine has "
+                                             f"{torch.cuda.device_count()} CUDA device(s)")
+    elif not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise argparse.ArgumentTypeError("'mps' asked for, but torch sees no Apple GPU on this machine")
+    return text
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", type=device, default=None,
+                        help="cpu, cuda or cuda:N (default: cuda when available)")
+
+
+def add_seed(parser: argparse.ArgumentParser, default: int | None = 0, help: str | None = None) -> None:
+    parser.add_argument("--seed", type=count(0), default=default,
+                        help=help or f"random seed, >= 0 (default {default})")
+
+
+def require_folder(path: Path, what: str) -> Path:
+    """An input folder that must exist (``--data-root``, ``--subsets-dir``, ``--slide-dir``), else one line."""
+    from ccmct.errors import FileProblem
+
+    if not Path(path).is_dir():
+        problem = "is a file, not a folder" if Path(path).exists() else "no such folder"
+        raise FileProblem(path, f"{what}: {problem}")
+    return Path(path)
+
+
+def require_data_root(path: Path, *, slides: bool = False, databases: bool = False) -> Path:
+    """A data root that exists and holds what the command reads (``WSI/*.svs`` and/or ``databases/``).
+
+    A mistyped root fails here, before any work and before any output is touched.
+    """
+    from ccmct.config.paths import DataRoot
+    from ccmct.errors import FileProblem
+
+    require_folder(path, "--data-root")
+    root = DataRoot(path)
+    if slides and not (root.wsi_dir.is_dir() and any(root.wsi_dir.glob("*.svs"))):
+        raise FileProblem(root.wsi_dir, "--data-root holds no slides (no WSI/*.svs); is it the right folder?")
+    if databases and not (root.databases_dir.is_dir() and any(root.databases_dir.glob("*.sqlite"))):
+        raise FileProblem(root.databases_dir, "--data-root holds no databases (no databases/*.sqlite); "
+                                              "is it the right folder?")
+    return Path(path)
+
+
+def check_output(target, *, reads=(), kind: str = "file", what: str = "--out"):
+    """The shared output guard (:func:`ccmct.outputs.guard_output`), called by every writing command first."""
+    from ccmct.outputs import guard_output
+
+    return guard_output(target, reads=reads, kind=kind, what=what)
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +154,7 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 def one_line_warnings(command: str):
     """Show library warnings as ``ccmct <command>: warning: <message>`` lines on stderr (no source lines)."""
     def show(message, category, filename, lineno, file=None, line=None):
-        print(f"ccmct {command}: warning: {message}", file=sys.stderr)
+        print(f"ccmct {command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")
@@ -57,7 +163,8 @@ def one_line_warnings(command: str):
 
 
 def print_json(document) -> None:
-    json.dump(document, sys.stdout, indent=1, default=json_default)
+    """One strict-JSON document on stdout (non-finite numbers become null; :mod:`ccmct.jsonable`)."""
+    sys.stdout.write(jsonable.dumps(document, indent=1))
     sys.stdout.write("\n")
 
 

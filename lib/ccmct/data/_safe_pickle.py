@@ -5,7 +5,9 @@ maps the few names the authors' files use to our own small, side-effect-free fun
 every other name:
 
 - NumPy arrays / dtypes / scalars, under NumPy 1.x (``numpy.core.multiarray``) and 2.x
-  (``numpy._core.multiarray``) module paths; object dtypes are refused.
+  (``numpy._core.multiarray``) module paths; only numeric dtypes (bool, integers, floats, complex): object,
+  string and structured dtypes are refused, ``numpy.ndarray`` itself is replaced by a numeric-only stand-in,
+  and the loaded object is walked once more (:func:`assert_numbers_only`).
 - torch tensors as pickled by old torch (``torch._utils._rebuild_tensor_v2`` over a storage serialised with
   ``torch.storage._load_from_bytes``, i.e. a nested legacy ``torch.save`` stream). We decode that stream
   ourselves (magic number, protocol 1001, system info, a storage reference, the storage keys, then raw
@@ -36,8 +38,11 @@ class UnsafePickleError(pickle.UnpicklingError):
     """The pickle asks for something outside the admitted NumPy / torch-tensor names."""
 
 
+_NUMERIC_KINDS = "biufc"  # bool, signed / unsigned integer, float, complex
+
+
 def _check_dtype(dtype: np.dtype) -> np.dtype:
-    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or dtype.kind not in _NUMERIC_KINDS:
         raise UnsafePickleError(f"dtype {dtype!r} is not a plain numeric dtype")
     return dtype
 
@@ -49,20 +54,60 @@ def _dtype(spec, align=False, copy=False) -> np.dtype:
     return _check_dtype(dtype)
 
 
+MAX_ELEMENTS = 1 << 28
+"""Largest array a result pickle may ask for (2 GiB of float64; the authors' biggest slide has ~70,000 rows)."""
+
+
+def _check_shape(shape) -> tuple[int, ...]:
+    shape = (shape,) if isinstance(shape, int) else shape
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                                               for n in shape):
+        raise UnsafePickleError(f"array shape {shape!r} is not a tuple of sizes")
+    if int(np.prod(shape, dtype=np.float64)) > MAX_ELEMENTS:
+        raise UnsafePickleError(f"array shape {shape} is larger than a result file can hold")
+    return shape
+
+
+def _plain_dtype(dtype) -> np.dtype:
+    """A dtype given as a dtype object made by :func:`_dtype`, a Python number type or a type code."""
+    if isinstance(dtype, np.dtype):
+        return _check_dtype(dtype)
+    if dtype in (float, int, bool) or (isinstance(dtype, str) and len(dtype) <= 4):
+        return _check_dtype(np.dtype(dtype))
+    if isinstance(dtype, bytes) and len(dtype) <= 4:
+        return _check_dtype(np.dtype(dtype.decode("latin-1")))
+    raise UnsafePickleError(f"dtype {dtype!r} is not a plain numeric dtype")
+
+
+class _NumericArray:
+    """Stands for ``numpy.ndarray`` inside a pickle: admits only numeric dtypes and bounded shapes.
+
+    ``numpy.ndarray`` itself is never handed to the pickle, so neither ``numpy.ndarray(shape, 'O')`` (a
+    REDUCE) nor ``__setstate__`` with an object dtype (a BUILD) can produce an object array.
+    """
+
+    def __new__(cls, shape, dtype=float, *args, **kwargs):
+        if args or kwargs:
+            raise UnsafePickleError("numpy.ndarray is admitted with a shape and a dtype only")
+        return np.zeros(_check_shape(shape), _plain_dtype(dtype))
+
+
 def _reconstruct(subtype, shape, dtype) -> np.ndarray:
-    if subtype is not np.ndarray:
+    if subtype is not _NumericArray:
         raise UnsafePickleError(f"array subtype {subtype!r} is not numpy.ndarray")
-    return np.ndarray.__new__(np.ndarray, shape, _check_dtype(np.dtype(dtype)))
+    return np.ndarray.__new__(np.ndarray, _check_shape(shape), _plain_dtype(dtype))
 
 
 def _scalar(dtype, data=None):
     if not isinstance(data, bytes):
         raise UnsafePickleError("numpy scalar without raw bytes")
-    return np.frombuffer(data, dtype=_check_dtype(dtype), count=1)[0]
+    return np.frombuffer(data, dtype=_plain_dtype(dtype), count=1)[0]
 
 
 def _frombuffer(buffer, dtype, shape, order) -> np.ndarray:
-    array = np.frombuffer(bytes(buffer), dtype=_check_dtype(dtype))
+    if not isinstance(buffer, (bytes, bytearray)):
+        raise UnsafePickleError("numpy buffer is not bytes")
+    array = np.frombuffer(bytes(buffer), dtype=_plain_dtype(dtype))
     return array.reshape(shape, order="F" if order == "F" else "C").copy()
 
 
@@ -148,7 +193,7 @@ def _load_storage_bytes(data: bytes) -> np.ndarray:
 
 
 _ADMITTED = {
-    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "ndarray"): _NumericArray,
     ("numpy", "dtype"): _dtype,
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("_codecs", "encode"): _codecs_encode,
@@ -178,7 +223,40 @@ class _ResultsUnpickler(pickle.Unpickler):
 def safe_load(handle: BinaryIO):
     """Unpickle from an open binary file, admitting only NumPy arrays/scalars and legacy torch tensors.
 
+    Numbers only: every array that comes out has a numeric dtype, whatever path the pickle takes (checked
+    again on the loaded object, :func:`assert_numbers_only`).
+
     Raises:
-        UnsafePickleError: the pickle names anything else (nothing it names is ever called).
+        UnsafePickleError: the pickle names anything else (nothing it names is ever called), or an object
+            array or a foreign object came out of it.
     """
-    return _ResultsUnpickler(handle).load()
+    payload = _ResultsUnpickler(handle).load()
+    assert_numbers_only(payload)
+    return payload
+
+
+_PLAIN = (str, bytes, int, float, bool, type(None), np.generic)
+
+
+def assert_numbers_only(value, *, _depth: int = 0) -> None:
+    """Refuse anything but dicts / lists / tuples of numbers, strings, numeric scalars and numeric arrays."""
+    if _depth > 50:
+        raise UnsafePickleError("nested deeper than a result file")
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject or value.dtype.kind not in _NUMERIC_KINDS or type(value) is not np.ndarray:
+            raise UnsafePickleError(f"an array of dtype {value.dtype} ({type(value).__name__}) came out of the pickle")
+        return
+    if isinstance(value, np.generic) and value.dtype.kind not in _NUMERIC_KINDS:
+        raise UnsafePickleError(f"a {value.dtype} scalar came out of the pickle")
+    if isinstance(value, _PLAIN):
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            assert_numbers_only(key, _depth=_depth + 1)
+            assert_numbers_only(item, _depth=_depth + 1)
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            assert_numbers_only(item, _depth=_depth + 1)
+        return
+    raise UnsafePickleError(f"a {type(value).__name__} came out of the pickle; only numbers and arrays are admitted")

@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ccmct import jsonable
 from ccmct.data.sliderunner import AnnotationType, SlideRunnerDB
 
 COCO_INFO = {
@@ -217,13 +217,14 @@ def _shape_geometry(anno) -> dict:
 
 
 def write_json_atomic(path: str | os.PathLike[str], document) -> Path:
-    """Write JSON to a temporary file beside ``path``, then rename it into place."""
+    """Write strict JSON (NaN/Infinity -> null, :mod:`ccmct.jsonable`) to a temporary file beside ``path``, then
+    rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(document, handle)
+            jsonable.dump(document, handle)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -22,10 +22,13 @@ Naming convention for our own files: :func:`result_filename`.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import json
 import os
 import pickle
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -71,21 +74,75 @@ def is_authors_format(path: str | os.PathLike[str]) -> bool:
 
 
 def as_detections(array, *, path: str | os.PathLike[str] = "<memory>", slide: str = "?") -> np.ndarray:
-    """One slide's detections as a C-contiguous float64 ``(N, 6)`` array.
+    """One slide's detections as a C-contiguous float64 ``(N, 6)`` array, checked (:func:`check_detections`).
 
     Raises:
-        ResultsError: the data is not N x 6 numbers (naming ``path`` and ``slide``).
+        ResultsError: the data is not N x 6 finite numbers with x1 <= x2, y1 <= y2 and scores in [0, 1]
+            (naming ``path`` and ``slide``).
     """
+    if isinstance(array, np.ndarray) and array.dtype.hasobject:
+        raise ResultsError(path, f"slide {slide!r}: detections are an object array, not numbers")
     try:
         boxes = np.asarray(array, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ResultsError(path, f"slide {slide!r}: detections are not numeric ({err})") from err
+    except (TypeError, ValueError, OverflowError) as err:
+        raise ResultsError(path, f"slide {slide!r}: detections are not numeric ({err})") from None
     if boxes.size == 0:
         return np.zeros((0, N_COLUMNS), np.float64)
     if boxes.ndim != 2 or boxes.shape[1] != N_COLUMNS:
         raise ResultsError(path, f"slide {slide!r}: expected N x {N_COLUMNS} detections "
                                  f"[x1, y1, x2, y2, class, score], got shape {boxes.shape}")
+    check_detections(boxes, path=path, slide=slide)
     return np.ascontiguousarray(boxes)
+
+
+def check_detections(boxes: np.ndarray, *, path: str | os.PathLike[str] = "<memory>", slide: str = "?",
+                     size_wh: tuple[int, int] | None = None) -> None:
+    """Refuse detections a result file cannot hold (vectorised; names the first bad row).
+
+    Args:
+        boxes: (N, 6) float64 [x1, y1, x2, y2, class, score], level-0 px.
+        path, slide: named in the message.
+        size_wh: the slide's level-0 size (px), when the slide is available: every box centre must lie on
+            the slide (boxes themselves may reach past the edge, as the detector does not clip them).
+
+    Raises:
+        ResultsError: a non-finite value, x2 < x1 or y2 < y1, a score outside [0, 1], or a box centre
+            outside the slide.
+    """
+    if not len(boxes):
+        return
+    checks = [
+        (~np.isfinite(boxes).all(axis=1), "a non-finite value (NaN or infinity)"),
+        ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1]), "x2 < x1 or y2 < y1"),
+        ((boxes[:, 5] < 0) | (boxes[:, 5] > 1), "a score outside [0, 1]"),
+    ]
+    if size_wh is not None:
+        cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        width, height = size_wh
+        checks.append(((cx < 0) | (cy < 0) | (cx > width) | (cy > height),
+                       f"a box centre outside the slide ({width} x {height} px)"))
+    for bad, what in checks:
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ResultsError(path, f"slide {slide!r}: {int(bad.sum())} detection(s) with {what}, first row "
+                                     f"{row}: {np.array2string(boxes[row], precision=2, separator=', ')}")
+
+
+def check_within_slides(path: str | os.PathLike[str], results: Mapping[str, np.ndarray],
+                        sizes_wh: Mapping[str, tuple[int, int]]) -> None:
+    """Every slide's box centres on its slide (:func:`check_detections` with ``size_wh``).
+
+    Args:
+        path: the result file (named in the message).
+        results: slide -> (N, 6) detections.
+        sizes_wh: slide -> level-0 (width, height) px for the slides that are available (others skipped).
+
+    Raises:
+        ResultsError: the first slide with a box centre outside it.
+    """
+    for name, boxes in results.items():
+        if name in sizes_wh:
+            check_detections(boxes, path=path, slide=name, size_wh=tuple(sizes_wh[name]))
 
 
 def read_results(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -110,12 +167,24 @@ def read_results(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict:
-    """The ``metadata`` dict stored in a primary-format file (``{}`` for the authors' files)."""
+    """The ``metadata`` dict stored in a primary-format file (``{}`` for the authors' files).
+
+    Raises:
+        ResultsError: missing or unreadable file, or metadata that is not a JSON object.
+    """
     path = Path(path)
     if is_authors_format(path):
         return {}
-    with _open_npz(path) as npz:
-        return json.loads(str(npz["metadata"])) if "metadata" in npz.files else {}
+    if not path.is_file():
+        raise ResultsError(path, "result file not found")
+    with _reading(path):
+        with _open_npz(path) as npz:
+            if "metadata" not in npz.files:
+                return {}
+            document = json.loads(str(_member(npz, "metadata")))
+    if not isinstance(document, dict):
+        raise ResultsError(path, "metadata is not a JSON object")
+    return document
 
 
 def write_results(path: str | os.PathLike[str], results: Mapping[str, np.ndarray], *,
@@ -171,28 +240,75 @@ def _write_primary(handle, results: dict[str, np.ndarray], metadata: dict) -> No
     )
 
 
-def _open_npz(path: Path):
+_DAMAGE = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, TypeError, IndexError,
+           OverflowError, MemoryError)
+"""What NumPy / zipfile raise for a truncated, non-zip, pickled (object-dtype) or otherwise damaged .npz."""
+
+
+@contextlib.contextmanager
+def _reading(path: Path):
+    """Turn any low-level read failure of a primary-format file into one :class:`ResultsError` line."""
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
-        raise ResultsError(path, f"not a ccmct result file (.npz) ({err}); "
-                                 f"authors' pickles must end in {AUTHORS_SUFFIX}") from err
+        yield
+    except ResultsError:
+        raise
+    except _DAMAGE as err:
+        raise ResultsError(path, f"not a ccmct result file (.npz): {_damage_reason(path, err)}") from None
+
+
+def _damage_reason(path: Path, err: BaseException) -> str:
+    """A user's description of why NumPy could not read ``path`` (never NumPy's allow_pickle advice)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as os_err:
+        return os_err.strerror or type(os_err).__name__
+    if not head:
+        return "empty file (0 bytes)"
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):
+        return f"not a zip archive (authors' pickles must end in {AUTHORS_SUFFIX})"
+    text = " ".join(str(err).split())
+    if "pickled" in text or "object" in text:
+        return "it holds an object (pickled) array; only numeric arrays are read"
+    if isinstance(err, (zipfile.BadZipFile, EOFError, zlib.error)):
+        return f"truncated or damaged zip archive ({type(err).__name__}: {text[:120]})"
+    return f"{type(err).__name__}: {text[:160]}"
+
+
+def _open_npz(path: Path):
+    return np.load(path, allow_pickle=False)
+
+
+def _member(npz, name: str) -> np.ndarray:
+    """One array of the archive; object (pickled) arrays are refused by ``allow_pickle=False``."""
+    array = npz[name]
+    if array.dtype.hasobject:
+        raise ValueError(f"{name!r} is an object array")
+    return array
 
 
 def _read_primary(path: Path) -> dict[str, np.ndarray]:
-    with _open_npz(path) as npz:
-        missing = {"format", "version", "slides", "offsets", "boxes"} - set(npz.files)
-        if missing or str(npz["format"]) != FORMAT_NAME:
-            raise ResultsError(path, f"not a ccmct result file (missing {sorted(missing) or 'format tag'})")
-        if int(npz["version"]) != FORMAT_VERSION:
-            raise ResultsError(path, f"result format version {int(npz['version'])}; "
-                                     f"this ccmct reads version {FORMAT_VERSION}")
-        slides, offsets, boxes = npz["slides"], npz["offsets"], npz["boxes"]
-    if (offsets.shape != (len(slides) + 1,) or offsets[0] != 0 or offsets[-1] != len(boxes)
-            or np.any(np.diff(offsets) < 0) or boxes.ndim != 2 or boxes.shape[1] != N_COLUMNS):
-        raise ResultsError(path, "inconsistent arrays (slides/offsets/boxes do not fit together)")
-    return {str(name): np.ascontiguousarray(boxes[offsets[i]:offsets[i + 1]], dtype=np.float64)
-            for i, name in enumerate(slides)}
+    with _reading(path):
+        with _open_npz(path) as npz:
+            missing = {"format", "version", "slides", "offsets", "boxes"} - set(npz.files)
+            if missing or str(_member(npz, "format")) != FORMAT_NAME:
+                raise ResultsError(path, f"not a ccmct result file (missing {sorted(missing) or 'format tag'})")
+            version = _member(npz, "version")
+            if version.shape != () or not np.issubdtype(version.dtype, np.integer) or int(version) != FORMAT_VERSION:
+                raise ResultsError(path, f"result format version {version!r}; this ccmct reads version "
+                                         f"{FORMAT_VERSION}")
+            slides, offsets, boxes = (_member(npz, "slides"), _member(npz, "offsets"), _member(npz, "boxes"))
+        if (slides.ndim != 1 or not np.issubdtype(slides.dtype, np.str_)
+                or not np.issubdtype(offsets.dtype, np.integer) or not np.issubdtype(boxes.dtype, np.number)):
+            raise ResultsError(path, "arrays of the wrong type (slides must be text, offsets integers, boxes "
+                                     "numbers)")
+        if (offsets.shape != (len(slides) + 1,) or offsets[0] != 0 or offsets[-1] != len(boxes)
+                or np.any(np.diff(offsets) < 0) or boxes.ndim != 2 or boxes.shape[1] != N_COLUMNS):
+            raise ResultsError(path, "inconsistent arrays (slides/offsets/boxes do not fit together)")
+        if len(set(slides.tolist())) != len(slides):
+            raise ResultsError(path, "a slide is listed twice")
+        return {str(name): as_detections(boxes[offsets[i]:offsets[i + 1]], path=path, slide=str(name))
+                for i, name in enumerate(slides)}
 
 
 # ---------------------------------------------------------------------------------------------- authors'
@@ -210,8 +326,10 @@ def _read_authors(path: Path) -> dict[str, np.ndarray]:
             payload = safe_load(handle)
     except UnsafePickleError as err:
         raise ResultsError(path, f"refused to load: {err}") from err
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError) as err:
-        raise ResultsError(path, f"not a readable bz2 result pickle ({type(err).__name__}: {err})") from err
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+            OverflowError, MemoryError, RecursionError) as err:
+        detail = " ".join(str(err).split())[:160]
+        raise ResultsError(path, f"not a readable bz2 result pickle ({type(err).__name__}: {detail})") from None
     if not isinstance(payload, dict):
         raise ResultsError(path, f"expected a dict slide -> detections, got {type(payload).__name__}")
     return {str(name): _authors_slide(path, str(name), rows) for name, rows in payload.items()}

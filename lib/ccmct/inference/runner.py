@@ -96,7 +96,8 @@ def _load_part(work: Path, slide: str, fingerprint: dict) -> np.ndarray | None:
             return None
         return read_results(path)[slide]
     except (ResultsError, KeyError, ValueError) as err:
-        log.warning("%s: unreadable part file %s (%s); recomputing", slide, path, err)
+        log.warning("%s: damaged part file %s (%s); recomputing this slide", slide, path,
+                    getattr(err, "problem", err))
         return None
 
 
@@ -197,7 +198,7 @@ def run_inference(model_dir: str | os.PathLike[str], slides: Mapping[str, str | 
 
     context = DistContext.from_env()
     torch_device = resolve_device(device, context)
-    model, config = load_model_dir(model_dir, map_location=torch_device)
+    model, config = load_model_dir(model_dir, map_location=torch_device, kind="retinanet")
     context = start(torch_device, context)
     if not context.is_main:  # rank 0 logs; other ranks only warn (their failures reach rank 0 too)
         logging.getLogger("ccmct").setLevel(logging.WARNING)

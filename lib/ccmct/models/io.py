@@ -7,7 +7,9 @@ normalisation, classes, preset, variant, score / NMS thresholds). Never a pickle
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -36,6 +38,9 @@ def _kinds() -> dict:
         kinds.update(getattr(classifier, "MODEL_KINDS", {}))
     except ImportError:
         pass
+    from ccmct.models.candidate import MODEL_KINDS as CANDIDATE_KINDS  # the fast mode's candidate model
+
+    kinds.update(CANDIDATE_KINDS)
     return kinds
 
 
@@ -93,36 +98,152 @@ def read_config_document(directory: str | os.PathLike[str], *, kind: str | None 
     return document
 
 
-def load_model_dir(directory: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"):
+KIND_NAMES = {"retinanet": "a RetinaNet detector (`ccmct train`)",
+              "cell_classifier": "a cell classifier (`ccmct train-classifier`)",
+              "candidate": "a fast-mode candidate model (`ccmct train --model candidate`)"}
+
+
+def load_model_dir(directory: str | os.PathLike[str], *, map_location: str | torch.device = "cpu",
+                   kind: str | None = None):
     """Rebuild the exact model of a model directory.
+
+    Args:
+        directory: the model directory.
+        map_location: device of the returned model.
+        kind: the kind the caller needs (``"retinanet"``, ``"cell_classifier"``); another kind is refused
+            with a message naming both (e.g. a classifier given to ``ccmct infer``).
 
     Returns:
         ``(model, config)``; the model is in eval mode on ``map_location``.
 
     Raises:
-        ModelError: a missing / unreadable file, another format version, an unknown kind, or weights
-            that do not fit the architecture.
+        ModelError: a missing / unreadable / empty file, another format version, an unknown or unwanted kind,
+            a ``config.json`` with a missing or mistyped key (no silent defaults), or weights that do not fit
+            the architecture (naming the first mismatching key and the counts).
     """
     directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelError(directory, "model directory not found" if not directory.exists()
+                         else "is a file; a model directory (config.json + weights.pt) is expected")
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-    if not weights_path.is_file():
-        raise ModelError(weights_path, "missing; not a ccmct model directory (expected config.json + weights.pt)")
     document = read_config_document(directory)
     kinds = _kinds()
-    if document.get("kind") not in kinds:
-        raise ModelError(config_path, f"unknown model kind {document.get('kind')!r}; expected {sorted(kinds)}")
-    config_cls, factory = kinds[document["kind"]]
+    found = document.get("kind")
+    if found not in kinds:
+        raise ModelError(config_path, f"unknown model kind {found!r}; expected one of {sorted(kinds)}")
+    if kind is not None and found != kind:
+        raise ModelError(directory, f"is {KIND_NAMES.get(found, found)}; this command needs "
+                                    f"{KIND_NAMES.get(kind, kind)}")
+    if not weights_path.is_file():
+        raise ModelError(weights_path, "missing; not a ccmct model directory (expected config.json + weights.pt)")
+    config_cls, factory = kinds[found]
+    raw = document.get("config")
+    if not isinstance(raw, dict):
+        raise ModelError(config_path, "has no 'config' object")
+    check_config_keys(config_path, config_cls, raw)
     try:
-        config = config_cls.from_dict(document.get("config", {}))
-    except (TypeError, ValueError) as err:
+        config = config_cls.from_dict(raw)
+        model = factory(config)
+    except (TypeError, ValueError, KeyError, RuntimeError) as err:
         raise ModelError(config_path, f"invalid config ({err})") from err
-    model = factory(config)
+    load_weights(weights_path, model, map_location=map_location)
+    return model.to(map_location).eval(), config
+
+
+def check_config_keys(config_path: Path, config_cls, raw: dict) -> None:
+    """Every field of the config dataclass present in ``raw`` with a value of the field's type.
+
+    Defaults are never filled in silently: a config.json that lost a key could otherwise build another
+    architecture than the one its weights were trained with.
+
+    Raises:
+        ModelError: the first missing key (and how many are missing), or a value of the wrong type.
+    """
+    names = [f.name for f in dataclasses.fields(config_cls)]
+    missing = [name for name in names if name not in raw]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ModelError(config_path, f"config key {missing[0]!r} is missing{more}; refusing to assume a default")
+    for f in dataclasses.fields(config_cls):
+        default = f.default if f.default is not dataclasses.MISSING else None
+        problem = _type_problem(raw[f.name], default)
+        if problem:
+            raise ModelError(config_path, f"config key {f.name!r}: {problem}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _type_problem(value, default) -> str | None:
+    """Why ``value`` cannot stand where ``default``'s type is expected (None when it can)."""
+    if default is None:
+        return None
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else f"expected true/false, got {value!r}"
+    if isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else f"expected a whole number, got {value!r}"
+    if isinstance(default, float):
+        return None if _is_number(value) else f"expected a finite number, got {value!r}"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else f"expected a string, got {value!r}"
+    if isinstance(default, tuple):
+        if not isinstance(value, list):
+            return f"expected a list, got {value!r}"
+        if all(_is_number(d) for d in default) and not all(_is_number(v) for v in value):
+            return f"expected a list of finite numbers, got {value!r}"
+    return None
+
+
+def load_weights(weights_path: Path, model: nn.Module, *, map_location: str | torch.device = "cpu") -> None:
+    """Load a ``weights.pt`` state dict (``weights_only=True``) into ``model``, strictly.
+
+    Raises:
+        ModelError: empty or unreadable file, not a state dict, or keys / shapes that do not fit (one line:
+            the first mismatching key and the counts; never torch's long key lists or its advice to
+            disable ``weights_only``).
+    """
+    size = weights_path.stat().st_size
+    if size == 0:
+        raise ModelError(weights_path, "empty file (0 bytes); the model was not saved completely")
     try:
         state = torch.load(weights_path, map_location=map_location, weights_only=True)
-        model.load_state_dict(state)
-    except Exception as err:  # noqa: BLE001 - unpickling / shape errors come in many types
-        raise ModelError(weights_path, f"weights do not load into this architecture ({err})") from err
-    return model.to(map_location).eval(), config
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
+        raise ModelError(weights_path, f"not a loadable state dict ({_first_line(err)})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(weights_path, f"expected a state dict of tensors, found {type(state).__name__}")
+    problem = state_dict_mismatch(model.state_dict(), state)
+    if problem:
+        raise ModelError(weights_path, f"weights do not fit the architecture in config.json: {problem}")
+    model.load_state_dict(state)
+
+
+def state_dict_mismatch(expected: dict, found: dict) -> str | None:
+    """One line describing how ``found`` differs from ``expected`` (keys, then shapes), or None."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    if missing or unexpected:
+        first = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
+        return (f"{first} ({len(missing)} key(s) missing, {len(unexpected)} unexpected, "
+                f"{len(expected)} expected)")
+    for key, tensor in expected.items():
+        if tuple(found[key].shape) != tuple(tensor.shape):
+            n_bad = sum(tuple(found[k].shape) != tuple(v.shape) for k, v in expected.items())
+            return (f"{key!r} has shape {tuple(found[key].shape)}, the architecture needs {tuple(tensor.shape)} "
+                    f"({n_bad} of {len(expected)} tensors differ)")
+    return None
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of an exception's message without torch's ``weights_only`` advice."""
+    text = str(err).strip().splitlines()
+    lines = [line for line in text if line.strip() and "weights_only" not in line]
+    head = lines[0] if lines else type(err).__name__
+    if "WeightsUnpickler error:" in str(err):
+        head = str(err).split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
+        head = f"refused by the safe loader: {head}"
+    return f"{type(err).__name__}: {head[:200]}"
 
 
 def _atomic_write(path: Path, write) -> None:

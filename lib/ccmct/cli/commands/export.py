@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ccmct.cli.common import add_json, one_line_warnings, positive_float, print_json
+from ccmct.cli.common import add_json, check_output, one_line_warnings, positive_float, print_json
 
 EPILOG = """examples:
   ccmct export --db data/databases/MITOS_WSI_CCMCT_ODAEL.sqlite --format coco --out odael_coco.json
@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from ccmct.data.export import export_coco, export_geojson
 
+    check_output(args.out, reads=[args.db, args.wsi_dir])
     if args.format == "coco":
         document = export_coco(args.db, args.out, box_size_l0=args.box_size, wsi_dir=args.wsi_dir)
         summary = {"out": str(args.out), "format": "coco", "images": len(document["images"]),

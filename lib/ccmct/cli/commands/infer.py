@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ccmct.cli.common import add_data_root, add_json, print_json
+from ccmct.cli.common import add_data_root, add_device, add_json, check_output, count, print_json, require_data_root
 
 EPILOG = """examples:
   ccmct infer --model models/ODAEL --data-root data --split test
@@ -35,27 +35,15 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="result file; .p.bz2 = the authors' pickle dict, else the primary .npz format "
                              "(default: ./RetinaNet-<variant>-<split>.npz)")
-    parser.add_argument("--batch-size", type=_count(1), default=16, help="tiles per forward pass (default 16)")
-    parser.add_argument("--workers", type=_count(0), default=2,
+    parser.add_argument("--batch-size", type=count(1), default=16, help="tiles per forward pass (default 16)")
+    parser.add_argument("--workers", type=count(0), default=2,
                         help="reader processes per slide, each with its own slide handle (default 2)")
     parser.add_argument("--all-tiles", action="store_true",
                         help="process every tile incl. background, as the authors did (default: tissue only)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
-                        help="default: cuda if available; under torchrun each rank uses cuda:LOCAL_RANK")
+    add_device(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_json(parser)
     parser.set_defaults(func=run)
-
-
-def _count(minimum: int):
-    """argparse type: an integer >= ``minimum``."""
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-    parse.__name__ = "integer"
-    return parse
 
 
 def slides_of_split(data_root: Path, split: str) -> dict[str, Path]:
@@ -66,18 +54,36 @@ def slides_of_split(data_root: Path, split: str) -> dict[str, Path]:
     return {name: root.slide_path(name) for name, s in sorted(root.split().items()) if s == split}
 
 
+def _present_slides(data_root: Path, split: str) -> dict[str, Path]:
+    """The split's slides, refusing a split of which not one slide file is there (nothing to do)."""
+    from ccmct.errors import FileProblem
+
+    slides = slides_of_split(data_root, split)
+    if not slides:
+        raise FileProblem(data_root, f"the {split!r} split of this data root lists no slides")
+    if not any(path.is_file() for path in slides.values()):
+        raise FileProblem(Path(data_root) / "WSI", f"none of the {len(slides)} {split!r} slides is there "
+                                                   f"(e.g. {next(iter(slides))}); wrong --data-root or --split?")
+    return slides
+
+
 def run(args: argparse.Namespace) -> int:
     from ccmct.data.results import result_filename
     from ccmct.inference.detector import InferenceOptions
-    from ccmct.inference.runner import run_inference
+    from ccmct.inference.runner import run_inference, work_dir_for
     from ccmct.models.io import load_model_dir
 
+    _, config = load_model_dir(args.model, kind="retinanet")  # checks the directory before any work
+    require_data_root(args.data_root, slides=True)
+    slides = _present_slides(args.data_root, args.split)
     out = args.out
     if out is None:
-        _, config = load_model_dir(args.model)  # also checks the directory before any work
         out = Path(result_filename(config.variant or args.model.name, args.split))
+    reads = [args.model, args.data_root]
+    check_output(out, reads=reads)
+    check_output(work_dir_for(out), reads=reads, kind="dir", what="part-file folder")
     options = InferenceOptions(batch_size=args.batch_size, workers=args.workers, all_tiles=args.all_tiles)
-    report = run_inference(args.model, slides_of_split(args.data_root, args.split), out, options=options,
+    report = run_inference(args.model, slides, out, options=options,
                            device=args.device, progress=not args.no_progress)
     return _finish(report, as_json=args.json)
 

@@ -14,7 +14,7 @@ EPILOG = """examples:
 
 
 def register(subparsers) -> None:
-    from ccmct.cli.common import add_json
+    from ccmct.cli.common import add_json, add_seed, positive_float
 
     parser = subparsers.add_parser(
         "synth", help="write a synthetic data root (slides, MEL/HEAEL/ODAEL/Tumorzone/HighMCAreas databases)",
@@ -26,17 +26,18 @@ def register(subparsers) -> None:
     parser.add_argument("--preset", choices=("tiny", "demo", "large"), default="tiny",
                         help="size: tiny (4 slides of 0.8 x 0.64 mm), demo (8 slides of 1.6 x 1.2 mm), "
                              "large (3 slides of 10 x 7.5 mm); default tiny")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; default 0")
-    parser.add_argument("--mpp", type=float, default=0.25,
+    add_seed(parser, help="random seed (>= 0); default 0")
+    parser.add_argument("--mpp", type=positive_float, default=0.25,
                         help="µm per level-0 pixel written into the slides (sizes stay physical); default 0.25")
     add_json(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ccmct.cli.common import print_json
+    from ccmct.cli.common import check_output, print_json
     from ccmct.data.synthetic import generate_dataset
 
+    check_output(args.out, kind="dir")
     report = generate_dataset(args.out, preset=args.preset, seed=args.seed, mpp=args.mpp, progress=True)
     if args.json:
         print_json(report)

@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ccmct.cli.common import add_data_root, add_json, add_preset, add_variant, print_json
+from ccmct.cli.common import (
+    add_data_root,
+    add_json,
+    add_preset,
+    add_seed,
+    add_variant,
+    check_output,
+    count,
+    print_json,
+    require_data_root,
+)
 
 _EPILOG = """examples:
   ccmct train --data-root data --variant ODAEL --preset paper --pretrained --out models/RetinaNet-ODAEL
@@ -35,8 +45,8 @@ def register(subparsers) -> None:
                               "$TORCH_HOME or internet); default: random init")
     weights.add_argument("--weights", type=Path, default=None,
                          help="start the backbone from a local torchvision ResNet-18 state dict (.pth)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of weights and patch draws; default 0")
-    parser.add_argument("--workers", type=int, default=None,
+    add_seed(parser, help="seed of weights and patch draws (>= 0); default 0")
+    parser.add_argument("--workers", type=count(0), default=None,
                         help="patch reader processes per training process; default: the preset's")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_json(parser)
@@ -46,6 +56,8 @@ def register(subparsers) -> None:
 def _run(args) -> int:
     from ccmct.training.run import train_detector
 
+    require_data_root(args.data_root, slides=True, databases=True)
+    check_output(args.out, reads=[args.data_root, args.weights], kind="dir")
     backbone = "pretrained" if args.pretrained else args.weights
     summary = train_detector(args.data_root, args.variant, args.preset, args.out, seed=args.seed,
                              backbone_weights=backbone, num_workers=args.workers,

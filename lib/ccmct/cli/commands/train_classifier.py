@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ccmct.cli.common import add_data_root, add_json, add_preset, add_variant, print_json
+from ccmct.cli.common import (
+    add_data_root,
+    add_device,
+    add_json,
+    add_preset,
+    add_seed,
+    add_variant,
+    check_output,
+    count,
+    print_json,
+    require_data_root,
+)
 
 EPILOG = """examples:
   ccmct train-classifier --data-root data --variant ODAEL --preset paper --out models/cls-ODAEL
@@ -39,10 +50,10 @@ def register(subparsers) -> None:
     start.add_argument("--weights", type=Path, default=None,
                        help="start from a local torchvision resnet18 state dict (.pth), or from the ResNet-18 "
                             "backbone of a first-stage model directory (no download)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's, 0)")
-    parser.add_argument("--workers", type=int, default=None,
+    add_seed(parser, default=None, help="random seed, >= 0 (default: the preset's, 0)")
+    parser.add_argument("--workers", type=count(0), default=None,
                         help="DataLoader reader processes (default: the preset's; 0 = read in the main process)")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    add_device(parser)
     add_json(parser)
     parser.set_defaults(func=run)
 
@@ -50,6 +61,8 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ccmct.training.classifier import train_classifier
 
+    require_data_root(args.data_root, slides=True, databases=True)
+    check_output(args.out, reads=[args.data_root, args.weights], kind="dir")
     run_ = train_classifier(args.data_root, args.variant, args.preset, args.out, pretrained=args.pretrained,
                             weights_path=args.weights, seed=args.seed, num_workers=args.workers,
                             device=args.device, progress=not args.json)
