@@ -103,9 +103,11 @@ def make_server(site: Path, *, host: str = "127.0.0.1", port: int = 8000) -> Thr
     missing = [p for p in slides.values() if not p.exists()]
     if missing:
         raise FileProblem(missing[0], "slide of the site is missing; rebuild the site with ccmct view")
-    handler = type("Handler", (_Handler,), {"renderer": TileRenderer(slides)})
+    renderer = TileRenderer(slides)
+    handler = type("Handler", (_Handler,), {"renderer": renderer})
     server = ThreadingHTTPServer((host, port), partial(handler, directory=str(site)))
     server.daemon_threads = True
+    server.renderer = renderer
     return server
 
 

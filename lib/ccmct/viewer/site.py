@@ -34,6 +34,8 @@ from ccmct.viewer import tiles as tiles_mod
 from ccmct.viewer.overlays import COLORS, Stage, overlay_script, read_slide_labels, read_zones, slide_overlay
 
 MANIFEST = "ccmct-site.json"
+PARTIAL = ".ccmct-site-partial"
+"""Present while a build runs: an interrupted site is completed by the next run, never presented as done."""
 SITE_FORMAT = 1
 
 
@@ -94,20 +96,14 @@ def _resolve(path: Path) -> Path:
     return Path(os.path.abspath(Path(path).expanduser()))
 
 
-def check_out(out: Path, inputs: list[Path], data_root: Path) -> None:
-    """Refuse an ``--out`` that is an input, lies inside the data root, or is a foreign non-empty folder."""
-    out_r = _resolve(out)
-    for path in inputs:
-        p = _resolve(path)
-        if out_r == p or out_r in p.parents:
-            raise ViewerInputError(out, f"--out is (or contains) an input ({path}); choose a new folder")
-    root = _resolve(data_root)
-    if out_r == root or root in out_r.parents:
-        raise ViewerInputError(out, f"--out lies inside the data root {data_root}; choose a folder outside it")
-    if out_r.exists() and not out_r.is_dir():
-        raise ViewerInputError(out, "--out exists and is not a folder")
-    if out_r.is_dir() and any(out_r.iterdir()) and not (out_r / MANIFEST).exists() \
-            and not (out_r / ".ccmct-site-partial").exists():
+def check_out(out: Path, inputs: list[Path]) -> None:
+    """Refuse an ``--out`` that is an input, lies inside one (the data root) or holds one
+    (:func:`ccmct.outputs.guard_output`), or is a non-empty folder that is not a viewer site."""
+    from ccmct.outputs import guard_output
+
+    guard_output(out, reads=inputs, kind="dir", what="--out")
+    out = Path(out)
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).exists() and not (out / PARTIAL).exists():
         raise ViewerInputError(out, "--out is a non-empty folder that is not a ccmct view site; "
                                     "choose a new or empty folder")
 
@@ -260,7 +256,7 @@ def build_site(plan: ViewerPlan) -> dict:
     if not plan.results:
         raise CcmctError("ccmct view needs at least one --results file")
     inputs = [Path(plan.data_root), db, *plan.results, *(plan.optimize_on or [])]
-    check_out(plan.out, inputs, plan.data_root)
+    check_out(plan.out, inputs)
     thresholds = resolve_thresholds(plan, db)
     labels = plan.labels or [f"stage {i + 1}: {Path(p).name.split('.')[0]}" for i, p in enumerate(plan.results)]
     stages = [Stage(label, Path(p), read_results(p), t) for label, p, t in zip(labels, plan.results, thresholds)]
@@ -270,11 +266,13 @@ def build_site(plan: ViewerPlan) -> dict:
     load_ground_truth(db, slides=[s.name for s in slides])  # every slide must be in the label database
 
     site = Path(plan.out)
+    todo = _check_disk(plan, site, slides) if plan.tiles == "static" else []
     site.mkdir(parents=True, exist_ok=True)
-    partial = site / ".ccmct-site-partial"
+    partial = site / PARTIAL
     partial.touch()
-    if plan.tiles == "static":
-        _static_tiles(plan, site, slides)
+    for info in todo:
+        tiles_mod.write_pyramid(info.path, site, info.stem, regions=_regions_for(plan, info.name),
+                                workers=plan.workers, progress=plan.progress)
     zone_db = root.database("Tumorzone")
     rows = []
     per_stage_counts: list[list] = [[] for _ in stages]
@@ -312,20 +310,19 @@ def build_site(plan: ViewerPlan) -> dict:
     return manifest
 
 
-def _static_tiles(plan: ViewerPlan, site: Path, slides: list[_SlideInfo]) -> None:
+def _check_disk(plan: ViewerPlan, site: Path, slides: list[_SlideInfo]) -> list[_SlideInfo]:
+    """Slides whose pyramid is still to write; refuses (before any write) when they exceed ``max_gb``."""
     todo = [s for s in slides if not tiles_mod.pyramid_complete(site, s.stem, _regions_for(plan, s.name))]
     if not todo:
-        return
+        return todo
     estimates = {s.name: tiles_mod.estimate_bytes(s.path, _regions_for(plan, s.name)) for s in todo}
     total = sum(e["bytes"] for e in estimates.values())
     if total > plan.max_gb * 1e9:
         tiles = sum(e["tiles"] for e in estimates.values())
         raise tiles_mod.DiskLimitError(
-            f"static tiles for {len(todo)} slide(s) would take about {total / 1e9:.1f} GB ({tiles} tiles) > "
+            f"static tiles for {len(todo)} slide(s) would take about {total / 1e9:.3g} GB ({tiles} tiles) > "
             f"--max-gb {plan.max_gb:g}; use --serve (tiles on demand), --region, fewer --slides or a larger --max-gb")
-    for info in todo:
-        tiles_mod.write_pyramid(info.path, site, info.stem, regions=_regions_for(plan, info.name),
-                                workers=plan.workers, progress=plan.progress)
+    return todo
 
 
 def _overall(stage: Stage, names: list[str], counts: list, want_ci: bool) -> dict:
