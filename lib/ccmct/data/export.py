@@ -229,3 +229,59 @@ def write_json_atomic(path: str | os.PathLike[str], document) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+# --------------------------------------------------------------------------- evaluated detections (QuPath)
+OUTCOME_COLORS = {"TP": "#00e676", "FP": "#ff1744", "FN": "#2979ff"}
+"""Colours of evaluated detections (true positive, false positive, missed ground truth), CSS hex; the
+viewer (``ccmct view``) draws with the same ones (docs/viewer.md)."""
+
+
+def _outcome_classification(name: str) -> dict:
+    color = OUTCOME_COLORS[name]
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return {"name": name, "colorRGB": ((0xFF << 24) | (r << 16) | (g << 8) | b) - (1 << 32), "color": [r, g, b]}
+
+
+def detections_geojson(slides: dict, *, shape: str = "point", box_size_l0: float = 50.0) -> dict:
+    """Evaluated detections as a GeoJSON ``FeatureCollection`` of QuPath *detection* objects.
+
+    Args:
+        slides: slide file name -> ``{"xy": (N, 2) level-0 px, "outcome": (N,) of "TP" | "FP" | "FN",
+            "score": (N,) float (NaN where there is none, i.e. for FN ground truth)}``.
+        shape: ``"point"`` (a ``Point`` per object) or ``"box"`` (a square ``Polygon`` of ``box_size_l0``).
+        box_size_l0: box side, level-0 px (default 50 = 2 x the paper's 25 px radius).
+
+    Every feature has ``properties.objectType`` "detection", ``classification`` {name TP/FP/FN,
+    colorRGB, color}, ``measurements`` {"score": s} (detections only; QuPath's measurement map) and
+    ``slide``. As for :func:`to_geojson`, QuPath imports one slide per file.
+    """
+    if shape not in ("point", "box"):
+        raise ValueError(f"shape must be 'point' or 'box', got {shape!r}")
+    if not box_size_l0 > 0:
+        raise ValueError(f"box_size_l0 must be > 0, got {box_size_l0}")
+    classes = {name: _outcome_classification(name) for name in OUTCOME_COLORS}
+    half = box_size_l0 / 2
+    features = []
+    for slide, data in slides.items():
+        xy = np.asarray(data["xy"], np.float64).reshape(-1, 2)
+        outcomes = list(data["outcome"])
+        scores = np.asarray(data["score"], np.float64).reshape(-1)
+        for (x, y), outcome, score in zip(xy.tolist(), outcomes, scores.tolist()):
+            if shape == "point":
+                geometry = {"type": "Point", "coordinates": [x, y]}
+            else:
+                ring = [[x - half, y - half], [x + half, y - half], [x + half, y + half], [x - half, y + half]]
+                geometry = {"type": "Polygon", "coordinates": [ring + [ring[0]]]}
+            properties = {"objectType": "detection", "classification": classes[str(outcome)], "slide": slide,
+                          "measurements": {} if score != score else {"score": float(score)}}
+            features.append({"type": "Feature", "geometry": geometry, "properties": properties})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def export_detections_geojson(slides: dict, out_path: str | os.PathLike[str], *, shape: str = "point",
+                              box_size_l0: float = 50.0) -> dict:
+    """Write :func:`detections_geojson` atomically; returns the document written."""
+    document = detections_geojson(slides, shape=shape, box_size_l0=box_size_l0)
+    write_json_atomic(out_path, document)
+    return document

@@ -74,3 +74,25 @@ def slide_marks(boxes: np.ndarray, gt_l0: np.ndarray, *, threshold: float, match
         gt_tp[gt_index] = True
         counts = Counts(len(det_index), len(centres) - len(det_index), len(gt) - len(gt_index))
     return SlideMarks(centres, kept[:, 5].copy(), det_tp, gt, gt_tp, counts)
+
+
+def marks_by_slide(ground_truth, results, *, threshold: float, matching: str = "paper",
+                   radius_l0: float = DETECTION_RADIUS_L0) -> dict[str, SlideMarks]:
+    """:func:`slide_marks` for every slide of ``results`` (ground truth: a database path or a mapping)."""
+    from ccmct.evaluation.f1 import resolve_ground_truth
+
+    gt = resolve_ground_truth(ground_truth, results)
+    return {name: slide_marks(boxes, gt[name], threshold=threshold, matching=matching, radius_l0=radius_l0)
+            for name, boxes in results.items()}
+
+
+def outcome_table(marks: SlideMarks) -> dict:
+    """One slide's marks as points with outcome "TP" / "FP" (detections, with score) and "FN" (missed GT).
+
+    Returns ``{"xy": (K, 2), "outcome": list[str], "score": (K,) with NaN for FN}`` (the input of
+    :func:`ccmct.data.export.detections_geojson`).
+    """
+    fn = marks.gt_xy_l0[~marks.gt_tp]
+    outcome = ["TP" if t else "FP" for t in marks.det_tp] + ["FN"] * len(fn)
+    return {"xy": np.concatenate([marks.det_xy_l0.reshape(-1, 2), fn.reshape(-1, 2)]), "outcome": outcome,
+            "score": np.concatenate([marks.det_score, np.full(len(fn), np.nan)])}

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ccmct.config.dataset import GRANULOCYTE, LOOKALIKE, MITOTIC_FIGURE, TUMOR_CELL, TUMORZONE_CLASS
+from ccmct.data.export import OUTCOME_COLORS
 from ccmct.evaluation.marks import SlideMarks, slide_marks
 from ccmct.evaluation.mitotic_count import MitoticCount, mitotic_count
 
@@ -23,7 +24,7 @@ GT_CLASSES = (MITOTIC_FIGURE, LOOKALIKE, GRANULOCYTE, TUMOR_CELL)
 """Ground-truth classes drawn (toggles on the slide page), in legend order."""
 
 COLORS = {
-    "tp": "#00e676", "fp": "#ff1744", "fn": "#2979ff",
+    "tp": OUTCOME_COLORS["TP"], "fp": OUTCOME_COLORS["FP"], "fn": OUTCOME_COLORS["FN"],
     f"gt{MITOTIC_FIGURE}": "#ffea00", f"gt{LOOKALIKE}": "#e040fb", f"gt{GRANULOCYTE}": "#ff9100",
     f"gt{TUMOR_CELL}": "#8d6e63",
     "hotspot_true": "#00e5ff", "hotspot_pred": "#ff6d00", "zone": "#1a237e", "zone_other": "#757575",
