@@ -104,12 +104,17 @@ def test_static_site_from_file_url(browser, static_site, viewer_case, tmp_path):
 
 
 def save_readme_screenshot(png: bytes, target: Path, width: int = 880) -> None:
-    """The README picture: the test's screenshot, scaled down and reduced to 128 colours (small PNG)."""
+    """The README picture: the test's screenshot, scaled down, as a 256-colour PNG whose palette holds the
+    overlay colours exactly (an adaptive palette alone would shift the thin marks' colours)."""
     image = Image.open(BytesIO(png)).convert("RGB")
     image = image.resize((width, round(image.height * width / image.width)), Image.Resampling.LANCZOS)
+    fixed = [int(c[i:i + 2], 16) for c in COLORS.values() for i in (1, 3, 5)]
+    adaptive = image.quantize(256 - len(COLORS)).getpalette()[: 3 * (256 - len(COLORS))]
+    palette = Image.new("P", (1, 1))
+    palette.putpalette(fixed + adaptive)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
-    image.quantize(128, dither=Image.Dither.NONE).save(tmp, "PNG", optimize=True)
+    image.quantize(palette=palette, dither=Image.Dither.NONE).save(tmp, "PNG", optimize=True)
     os.replace(tmp, target)
 
 

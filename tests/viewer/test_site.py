@@ -204,3 +204,17 @@ def test_served_tiles_render_on_demand(viewer_case, tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_write_demo_site_both_stages(viewer_case, tmp_path):
+    from ccmct.viewer import write_demo_site
+
+    out = tmp_path / "demo_out" / "viewer"
+    manifest = write_demo_site(viewer_case.root, {1: viewer_case.results, 2: viewer_case.results2},
+                               {1: 0.5, 2: 0.4}, out, progress=False)
+    assert [s["label"] for s in manifest["stages"]] == ["stage 1: RetinaNet", "stage 2: RetinaNet + cell classifier"]
+    assert [s["threshold"] for s in manifest["stages"]] == [0.5, 0.4]
+    assert (out / "index.html").exists() and len(manifest["slides"]) == 2
+    # a stage whose result file does not exist yet is left out; none at all -> nothing written
+    assert write_demo_site(viewer_case.root, {1: tmp_path / "missing.npz"}, {1: 0.5}, tmp_path / "none") == {}
+    assert not (tmp_path / "none").exists()

@@ -5,6 +5,7 @@ that opens from the file system, or the same pages served with tiles rendered on
 (:mod:`ccmct.viewer.server`). See docs/viewer.md.
 """
 
+from ccmct.viewer.demo import write_demo_site
 from ccmct.viewer.site import ViewerPlan, build_site
 
-__all__ = ["ViewerPlan", "build_site"]
+__all__ = ["ViewerPlan", "build_site", "write_demo_site"]

@@ -100,7 +100,7 @@
     return n;
   }
 
-  function drawBox(box, color, label, dash, t) {
+  function drawBox(box, color, label, dash, t, view, bottom) {
     var x = t.x0 + box.x * t.s, y = t.y0 + box.y * t.s;
     ctx.lineWidth = 3;
     ctx.setLineDash(dash);
@@ -109,10 +109,13 @@
     ctx.setLineDash([]);
     ctx.font = "bold 13px sans-serif";
     var width = ctx.measureText(label).width + 8;
+    // label above the box (true) or below it (predicted), kept on screen
+    var lx = Math.max(x, 2);
+    var ly = bottom ? Math.min(y + box.h * t.s, view.h - 20) : Math.max(y - 18, 2);
     ctx.fillStyle = "rgba(0,0,0,0.65)";
-    ctx.fillRect(x, y - 18, width, 18);
+    ctx.fillRect(lx, ly, width, 18);
     ctx.fillStyle = color;
-    ctx.fillText(label, x + 4, y - 5);
+    ctx.fillText(label, lx + 4, ly + 13);
   }
 
   function drawZones(t) {
@@ -157,8 +160,8 @@
         drawn.fp = drawPoints(s.det, function (i) { return s.tp[i] === 0; }, t, view, {color: C.fp, radiusL0: R, minPx: 5, width: 2.5});
       }
       if (state.layers.hotspots) {
-        drawBox(D.hotspot_true, C.hotspot_true, "true 10-HPF hotspot: MC " + D.hotspot_true.count, [], t);
-        drawBox(s.hotspot, C.hotspot_pred, "predicted hotspot: MC " + s.hotspot.count, [10, 6], t);
+        drawBox(D.hotspot_true, C.hotspot_true, "true 10-HPF hotspot: MC " + D.hotspot_true.count, [], t, view, false);
+        drawBox(s.hotspot, C.hotspot_pred, "predicted hotspot: MC " + s.hotspot.count, [10, 6], t, view, true);
         drawn.hotspots = 2;
       }
     }
