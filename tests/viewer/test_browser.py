@@ -155,3 +155,26 @@ def test_served_site(browser, viewer_case, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_many_detections_are_drawn_as_dots(browser, viewer_case, tmp_path):
+    """Above 6,000 marks in view the page switches to one pixel buffer of dots; every mark is still drawn."""
+    from ccmct.data.results import write_results
+    from ccmct.viewer import ViewerPlan, build_site
+
+    xs, ys = np.meshgrid(np.arange(40, 3160, 30.0), np.arange(40, 2520, 30.0))
+    xy = np.column_stack([xs.ravel(), ys.ravel()])  # 30 px apart: distance NMS (25 px) keeps every one
+    boxes = np.column_stack([xy - 25, xy + 25, np.full(len(xy), 2.0), np.full(len(xy), 0.9)])
+    results = write_results(tmp_path / "grid.npz", {viewer_case.slide: boxes})
+    site = tmp_path / "site"
+    build_site(ViewerPlan(viewer_case.root, [results], site, db=viewer_case.db, thresholds=[0.5], progress=False))
+    page, errors = _open(browser, (site / "slides" / f"{Path(viewer_case.slide).stem}.html").resolve().as_uri())
+    counts = page.evaluate("ccmctViewer.counts()")
+    assert counts["marks"]["tp"] + counts["marks"]["fp"] == len(xy) > 6000
+    assert counts["drawn"]["tp"] + counts["drawn"]["fp"] == len(xy)
+    for layer in ("gt2", "gt7", "gt1", "gt3", "fn", "tp"):
+        page.evaluate(f"ccmctViewer.setLayer('{layer}', false)")
+    png = page.screenshot()
+    assert colour_pixels(png, COLORS["fp"], tolerance=10) > 4 * len(xy) // 2  # 2 x 2 px dots (some overlap)
+    assert errors == []
+    page.close()

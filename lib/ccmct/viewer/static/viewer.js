@@ -83,10 +83,7 @@
     }
     ctx.strokeStyle = style.color;
     ctx.fillStyle = style.color;
-    if (n > DENSE) {
-      for (var k = 0; k < n; k++) { ctx.fillRect(xs[k] - 1, ys[k] - 1, 2, 2); }
-      return n;
-    }
+    if (n > DENSE) { denseDots(xs, ys, n, style.color); return n; }
     var r = Math.max(style.minPx, style.radiusL0 * t.s);
     ctx.lineWidth = style.width || 2;
     ctx.setLineDash(style.dash || []);
@@ -98,6 +95,37 @@
     if (style.fill) { ctx.fill(); } else { ctx.stroke(); }
     ctx.setLineDash([]);
     return n;
+  }
+
+  // Many marks in view: 2 x 2 device-pixel dots written into one pixel buffer (no path per mark),
+  // composited once at the end of the redraw.
+  var dense = null, denseCanvas = document.createElement("canvas");
+  function denseDots(xs, ys, n, color) {
+    var dpr = window.devicePixelRatio || 1, w = canvas.width, h = canvas.height;
+    if (dense === null) { dense = new ImageData(w, h); }
+    var r = parseInt(color.slice(1, 3), 16), g = parseInt(color.slice(3, 5), 16), b = parseInt(color.slice(5, 7), 16);
+    var px = dense.data;
+    for (var k = 0; k < n; k++) {
+      var x0 = Math.round(xs[k] * dpr) - 1, y0 = Math.round(ys[k] * dpr) - 1;
+      for (var dy = 0; dy < 2; dy++) {
+        var y = y0 + dy;
+        if (y < 0 || y >= h) { continue; }
+        for (var dx = 0; dx < 2; dx++) {
+          var x = x0 + dx;
+          if (x < 0 || x >= w) { continue; }
+          var o = (y * w + x) * 4;
+          px[o] = r; px[o + 1] = g; px[o + 2] = b; px[o + 3] = 255;
+        }
+      }
+    }
+  }
+  function flushDense(view) {
+    if (dense === null) { return; }
+    denseCanvas.width = dense.width;
+    denseCanvas.height = dense.height;
+    denseCanvas.getContext("2d").putImageData(dense, 0, 0);
+    ctx.drawImage(denseCanvas, 0, 0, view.w, view.h);
+    dense = null;
   }
 
   function drawBox(box, color, label, dash, t, view, bottom) {
@@ -138,6 +166,7 @@
   }
 
   function redraw() {
+    var started = performance.now();
     var view = resize();
     ctx.clearRect(0, 0, view.w, view.h);
     if (!viewer.world.getItemCount()) { return; }
@@ -159,6 +188,7 @@
       if (state.layers.fp) {
         drawn.fp = drawPoints(s.det, function (i) { return s.tp[i] === 0; }, t, view, {color: C.fp, radiusL0: R, minPx: 5, width: 2.5});
       }
+      flushDense(view);
       if (state.layers.hotspots) {
         drawBox(D.hotspot_true, C.hotspot_true, "true 10-HPF hotspot: MC " + D.hotspot_true.count, [], t, view, false);
         drawBox(s.hotspot, C.hotspot_pred, "predicted hotspot: MC " + s.hotspot.count, [10, 6], t, view, true);
@@ -172,8 +202,10 @@
       ctx.arc(t.x0 + state.focus[0] * t.s, t.y0 + state.focus[1] * t.s, Math.max(12, R * 1.6 * t.s), 0, 2 * Math.PI);
       ctx.stroke();
     }
+    flushDense(view);
     state.drawn = drawn;
     state.redraws++;
+    state.redrawMs = performance.now() - started;
     updateScaleBar(t);
     document.getElementById("counts").textContent = s ?
       "in view: TP " + drawn.tp + ", FP " + drawn.fp + ", FN " + drawn.fn +
@@ -301,6 +333,8 @@
               zoom: vp.viewportToImageZoom(vp.getZoom(true)), um_per_px: scale.um_per_px};
     },
     scaleBar: function () { return {um: scale.um, px: scale.px, label: scale.label}; },
+    /* Redraw the overlay now; returns the milliseconds it took (the overlay alone, not the tiles). */
+    redraw: function () { redraw(); return state.redrawMs; },
     /* Show level-0 px (x, y) at `zoom` screen px per level-0 px (no animation). */
     zoomTo: function (zoom, x, y) {
       var vp = viewer.viewport;
