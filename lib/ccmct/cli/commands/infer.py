@@ -13,6 +13,8 @@ EPILOG = """examples:
   ccmct infer --model models/ODAEL --data-root data --split train --out results/RetinaNet-ODAEL-train.npz
   ccmct infer --model models/ODAEL --data-root data --split test --out authors-style.p.bz2 --all-tiles
   torchrun --nproc_per_node=4 --no-python ccmct infer --model models/ODAEL --data-root data --split test
+  ccmct infer --mode fast --model models/Candidate-ODAEL --classifier models/CellClassifier-ODAEL \
+      --data-root data --split test --out results/Fast-ODAEL-test.npz
 
 A rerun with the same --out skips slides finished earlier (kept in <out>.parts/). Exit code 0: every slide
 done; 1: some slides were missing or unreadable (listed; the others are in the result file); 2: bad input.
@@ -42,6 +44,13 @@ def register(subparsers) -> None:
                         help="process every tile incl. background, as the authors did (default: tissue only)")
     add_device(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--mode", choices=("paper", "fast"), default="paper",
+                        help="paper (default): the RetinaNet over level-0 tiles, as today; fast: --model is a "
+                             "candidate model (`ccmct train --model candidate`) screening a reduced pyramid level, "
+                             "each candidate confirmed by --classifier (docs/fast_mode.md)")
+    parser.add_argument("--classifier", type=Path, default=None,
+                        help="with --mode fast: the cell classifier directory (`ccmct train-classifier`); the "
+                             "result's score is its P(mitotic figure)")
     add_json(parser)
     parser.set_defaults(func=run)
 
@@ -73,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     from ccmct.inference.runner import run_inference, work_dir_for
     from ccmct.models.io import load_model_dir
 
+    if args.mode == "fast" or args.classifier is not None:
+        return _run_fast(args)
     _, config = load_model_dir(args.model, kind="retinanet")  # checks the directory before any work
     require_data_root(args.data_root, slides=True)
     slides = _present_slides(args.data_root, args.split)
@@ -85,6 +96,29 @@ def run(args: argparse.Namespace) -> int:
     options = InferenceOptions(batch_size=args.batch_size, workers=args.workers, all_tiles=args.all_tiles)
     report = run_inference(args.model, slides, out, options=options,
                            device=args.device, progress=not args.no_progress)
+    return _finish(report, as_json=args.json)
+
+
+def _run_fast(args: argparse.Namespace) -> int:
+    """``--mode fast``: candidate screening + classifier confirmation (:mod:`ccmct.inference.fast`)."""
+    from ccmct.errors import CcmctError
+    from ccmct.inference.fast import FastOptions, load_fast_models, run_fast_inference
+    from ccmct.inference.runner import work_dir_for
+
+    if args.mode != "fast":
+        raise CcmctError("--classifier is used only with --mode fast (paper mode re-scores with `ccmct classify`)")
+    if args.classifier is None:
+        raise CcmctError("--mode fast needs --classifier CLS_DIR (the cell classifier that confirms candidates)")
+    _, config, _, _ = load_fast_models(args.model, args.classifier)  # both directories checked before any work
+    require_data_root(args.data_root, slides=True)
+    slides = _present_slides(args.data_root, args.split)
+    out = args.out or Path(f"Fast-{config.variant or args.model.name}-{args.split}.npz")
+    reads = [args.model, args.classifier, args.data_root]
+    check_output(out, reads=reads)
+    check_output(work_dir_for(out), reads=reads, kind="dir", what="part-file folder")
+    options = FastOptions(batch_size=max(args.batch_size, 1), workers=args.workers, all_tiles=args.all_tiles)
+    report, _ = run_fast_inference(args.model, args.classifier, slides, out, options=options, device=args.device,
+                                   progress=not args.no_progress)
     return _finish(report, as_json=args.json)
 
 

@@ -22,6 +22,7 @@ _EPILOG = """examples:
   ccmct train --data-root demo --variant MEL --preset quick --out models/RetinaNet-MEL
   ccmct train --data-root demo --variant ODAEL --preset smoke --out /tmp/m --json
   torchrun --nproc_per_node=2 -m ccmct.cli train --data-root data --variant ODAEL --preset paper --out M
+  ccmct train --model candidate --data-root data --variant ODAEL --preset quick --out models/Candidate-ODAEL
 
 Running again with the same --out resumes an interrupted run from OUT/checkpoint/ (a finished run is not
 trained again). The model directory holds weights.pt (state dict), config.json and training.json.
@@ -49,6 +50,11 @@ def register(subparsers) -> None:
     parser.add_argument("--workers", type=count(0), default=None,
                         help="patch reader processes per training process; default: the preset's")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--model", choices=("retinanet", "candidate"), default="retinanet",
+                        help="retinanet (default): the paper's detector; candidate: the fast mode's small "
+                             "network on a reduced pyramid level (docs/fast_mode.md)")
+    parser.add_argument("--downsample", type=count(1), default=4,
+                        help="with --model candidate: level-0 px per input px (default 4, the first pyramid level)")
     add_json(parser)
     parser.set_defaults(func=_run)
 
@@ -58,6 +64,8 @@ def _run(args) -> int:
 
     require_data_root(args.data_root, slides=True, databases=True)
     check_output(args.out, reads=[args.data_root, args.weights], kind="dir")
+    if args.model == "candidate":
+        return _run_candidate(args)
     backbone = "pretrained" if args.pretrained else args.weights
     summary = train_detector(args.data_root, args.variant, args.preset, args.out, seed=args.seed,
                              backbone_weights=backbone, num_workers=args.workers,
@@ -74,4 +82,25 @@ def _run(args) -> int:
         print(f"model written to {args.out} ({summary['epochs']} pseudo-epochs, {summary['seconds']:.0f} s); "
               f"validation: loss {final.get('valid_loss', float('nan')):.3f}, "
               f"patch F1 {final.get('patch_f1', float('nan')):.3f} (best {best.get('patch_f1', float('nan')):.3f})")
+    return 0
+
+
+def _run_candidate(args) -> int:
+    """``--model candidate``: :func:`ccmct.training.candidate.train_candidate`."""
+    from ccmct.errors import CcmctError
+    from ccmct.training.candidate import train_candidate
+
+    if args.pretrained or args.weights is not None:
+        raise CcmctError("--pretrained / --weights apply to the RetinaNet; the candidate model starts from random init")
+    summary = train_candidate(args.data_root, args.variant, args.preset, args.out, seed=args.seed,
+                              downsample=args.downsample, num_workers=args.workers,
+                              progress=not (args.no_progress or args.json))
+    if args.json:
+        print_json({k: v for k, v in summary.items() if k not in ("history", "key")} | {"model_dir": str(args.out)})
+    else:
+        recall = summary.get("valid_recall")
+        print(f"candidate model written to {args.out} ({summary['epochs']} epochs, {summary['seconds']:.0f} s); "
+              f"threshold {summary['threshold']:.3g} keeps "
+              f"{'n/a' if recall is None else f'{100 * recall:.0f} %'} of {summary['valid_mitoses']} "
+              "validation mitoses")
     return 0
