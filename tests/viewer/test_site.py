@@ -218,3 +218,15 @@ def test_write_demo_site_both_stages(viewer_case, tmp_path):
     # a stage whose result file does not exist yet is left out; none at all -> nothing written
     assert write_demo_site(viewer_case.root, {1: tmp_path / "missing.npz"}, {1: 0.5}, tmp_path / "none") == {}
     assert not (tmp_path / "none").exists()
+
+
+def test_region_for_a_slide_not_shown_is_refused(viewer_case, tmp_path, capsys):
+    code, err = _cli(["--data-root", viewer_case.root, "--results", viewer_case.results, "--threshold", "0.5",
+                      "--slides", viewer_case.slide, "--region", f"{viewer_case.other}:0,0,100,100",
+                      "--out", tmp_path / "site"], capsys)
+    assert code == 2 and "--region" in err and viewer_case.other in err
+    with pytest.raises(SystemExit) as bad:
+        main(["view", "--data-root", str(viewer_case.root), "--results", str(viewer_case.results),
+              "--threshold", "0.5", "--region", "1,2,3", "--out", str(tmp_path / "x")])
+    assert bad.value.code == 2
+    assert not (tmp_path / "site").exists() and not (tmp_path / "x").exists()

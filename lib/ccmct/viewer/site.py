@@ -261,6 +261,14 @@ def build_site(plan: ViewerPlan) -> dict:
     labels = plan.labels or [f"stage {i + 1}: {Path(p).name.split('.')[0]}" for i, p in enumerate(plan.results)]
     stages = [Stage(label, Path(p), read_results(p), t) for label, p, t in zip(labels, plan.results, thresholds)]
     slides = _inspect_slides(plan, stages)
+    stems = [s.stem for s in slides]
+    if len(set(stems)) != len(stems):
+        twice = next(s for s in slides if stems.count(s.stem) > 1)
+        raise ViewerInputError(twice.path, f"two slides share the page name {twice.stem!r}; show them with "
+                                           "separate --slides runs")
+    unknown = [name for name in plan.regions if name is not None and name not in {s.name for s in slides}]
+    if unknown:
+        raise CcmctError(f"--region names slide {unknown[0]!r}, which is not among the slides shown")
     from ccmct.evaluation.ground_truth import load_ground_truth
 
     load_ground_truth(db, slides=[s.name for s in slides])  # every slide must be in the label database
