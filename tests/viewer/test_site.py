@@ -196,6 +196,10 @@ def test_served_tiles_render_on_demand(viewer_case, tmp_path):
             pass
         info = server.renderer.tile.cache_info()
         assert (info.currsize, info.hits) == (1, 1)  # rendered once, then from the LRU cache
+        for col in range(1, 6):  # one request after the other: one slide handle, reused from the pool
+            with urllib.request.urlopen(f"{base}/tiles/{stem}_files/12/{col}_1.jpeg", timeout=30):
+                pass
+        assert server.renderer.opened == 1
         with urllib.request.urlopen(f"{base}/slides/{stem}.html", timeout=30) as reply:
             assert b"openseadragon.min.js" in reply.read()
         with pytest.raises(urllib.error.HTTPError) as missing:

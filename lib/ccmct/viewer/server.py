@@ -2,13 +2,14 @@
 
 A standard-library ``ThreadingHTTPServer``. Requests for ``/tiles/<stem>_files/<level>/<col>_<row>.jpeg``
 are answered from the file on disk when a static build wrote it, else rendered from the slide with
-openslide's ``DeepZoomGenerator`` (one slide handle per worker thread) and kept in an LRU cache of encoded
-tiles; everything else is served from the site folder. So a 100k x 80k px slide needs no tile folder.
+openslide's ``DeepZoomGenerator`` (a pool of slide handles, each used by one request thread at a time)
+and kept in an LRU cache of encoded tiles; everything else is served from the site folder. So a 100k x 80k px slide needs no tile folder.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import re
 import threading
 from functools import lru_cache, partial
@@ -26,35 +27,50 @@ _TILE_URL = re.compile(r"^/tiles/([A-Za-z0-9._-]+)_files/(\d+)/(\d+)_(\d+)\.jpeg
 
 
 class TileRenderer:
-    """Deep Zoom tiles of the site's slides, rendered on demand (thread-safe; a handle per thread)."""
+    """Deep Zoom tiles of the site's slides, rendered on demand.
+
+    Thread-safe: ``ThreadingHTTPServer`` answers each request in its own thread, so slide handles are
+    kept in a pool per slide; a rendering thread takes one (opening a new one only when all are busy) and
+    gives it back, so every handle is used by one thread at a time and handles are not reopened per tile.
+    Encoded tiles are kept in an LRU cache (``tile``).
+    """
 
     def __init__(self, slides: dict[str, Path], cache_size: int = TILE_CACHE):
         self.slides = slides
-        self._local = threading.local()
+        self._pools: dict[str, queue.LifoQueue] = {stem: queue.LifoQueue() for stem in slides}
+        self.opened = 0
+        self._lock = threading.Lock()
         self.tile = lru_cache(maxsize=cache_size)(self._render)
 
-    def _deep_zoom(self, stem: str):
+    def _acquire(self, stem: str):
         from ccmct.data.slides import open_slide
 
-        cache = getattr(self._local, "dz", None)
-        if cache is None:
-            cache = self._local.dz = {}
-        if stem not in cache:
-            cache[stem] = open_slide(self.slides[stem]).deep_zoom(tile_size=tiles_mod.TILE_PX,
-                                                                  overlap=tiles_mod.OVERLAP_PX)
-        return cache[stem]
+        try:
+            return self._pools[stem].get_nowait()
+        except queue.Empty:
+            with self._lock:
+                self.opened += 1
+            return open_slide(self.slides[stem]).deep_zoom(tile_size=tiles_mod.TILE_PX,
+                                                           overlap=tiles_mod.OVERLAP_PX)
 
     def _render(self, stem: str, level: int, col: int, row: int) -> bytes | None:
         """JPEG bytes of one tile, or None when the address is outside the pyramid."""
         if stem not in self.slides:
             return None
-        dz = self._deep_zoom(stem)
-        if not 0 <= level < dz.level_count:
-            return None
-        cols, rows = dz.level_tiles[level]
-        if not (0 <= col < cols and 0 <= row < rows):
-            return None
-        return tiles_mod.encode_tile(dz.get_tile(level, (col, row)))
+        dz = self._acquire(stem)
+        try:
+            if not 0 <= level < dz.level_count:
+                return None
+            cols, rows = dz.level_tiles[level]
+            if not (0 <= col < cols and 0 <= row < rows):
+                return None
+            return tiles_mod.encode_tile(dz.get_tile(level, (col, row)))
+        except CcmctError:
+            dz = None  # a handle that failed is closed for good: do not return it to the pool
+            raise
+        finally:
+            if dz is not None:
+                self._pools[stem].put(dz)
 
 
 def read_manifest(site: Path) -> dict:
