@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
@@ -67,7 +68,7 @@ def _check_existing(target: Path, kind: Kind, what: str) -> None:
                                   "give the real path or a new name")
     try:
         mode = target.stat().st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # absent (or under a file: reported by the writable check)
         return
     except OSError as err:
         raise OutputError(target, f"{what} cannot be inspected ({err.strerror})") from None
@@ -88,6 +89,12 @@ def _check_writable(target: Path, what: str) -> None:
         raise OutputError(target, f"{what} cannot be created: {folder} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(target, f"{what} cannot be written: no write permission in {folder}")
+    try:  # os.access says yes to root everywhere; a probe file is the real test (read-only mounts, /proc, ...)
+        fd, probe_name = tempfile.mkstemp(prefix=".ccmct-write-probe-", dir=folder)
+    except OSError as err:
+        raise OutputError(target, f"{what} cannot be written in {folder} ({err.strerror})") from None
+    os.close(fd)
+    os.unlink(probe_name)
 
 
 def _check_inputs(target: Path, kind: Kind, reads: Iterable, what: str) -> None:

@@ -1,86 +1,24 @@
-"""Helpers and fixtures of the reliability battery (issue 14; docs/reliability.md).
+"""Fixtures of the reliability battery (issue 14; docs/reliability.md).
 
-Reusable by every test module in this folder:
+Helpers live in ``clitools`` (``from clitools import run_cli, assert_clean_error, snapshot,
+assert_unchanged``); they are re-exported here. Fixtures:
 
-- :func:`run_cli` runs ``python -m ccmct.cli ...`` in a fresh process (so a traceback, a crash or a write to
-  the wrong place is seen exactly as a user sees it);
-- :func:`assert_clean_error` checks the one error path: exit code 2, stderr at most a few lines, no
-  ``Traceback``;
-- :func:`snapshot` / :func:`assert_unchanged` prove inputs (and earlier good results) are byte-identical
-  after a command ran;
-- fixtures: ``rel_root`` (a private copy of the session's tiny synthetic root, per test, so tests may damage
-  it), ``detector_dir`` and ``classifier_dir`` (random-init model directories, built once per session: they
-  exercise every check without training), ``results_file`` (a small valid result file on the tiny root).
+- ``rel_root``: a private copy of the session's tiny synthetic root, per test (tests may damage it);
+- ``detector_dir`` / ``classifier_dir``: random-init model directories, built once per session (they
+  exercise every check without training);
+- ``results_file``: a small valid result file on the tiny root's test slides;
+- ``battery_ws`` / ``battery_outcome``: the battery's workspace (``battery.Workspace``) and a function that
+  runs one ``battery.Case`` once per session and returns its judged ``battery.Outcome``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-MAX_ERROR_LINES = 3
-
-
-def run_cli(*args, cwd: str | os.PathLike[str] | None = None, timeout: float = 600,
-            env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m ccmct.cli ARGS`` in a new process; returns the completed process (text output)."""
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "lib"),
-                                                                os.environ.get("PYTHONPATH", "")]), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "ccmct.cli", *map(str, args)], cwd=cwd, env=environment,
-                          capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def assert_clean_error(proc: subprocess.CompletedProcess, *, contains: str | None = None) -> str:
-    """Exit 2, stderr non-empty, at most :data:`MAX_ERROR_LINES` lines, no traceback. Returns the stderr text."""
-    err = proc.stderr.strip()
-    assert proc.returncode == 2, f"exit {proc.returncode}, stderr:\n{proc.stderr}\nstdout:\n{proc.stdout[-2000:]}"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert 1 <= len(lines) <= MAX_ERROR_LINES, f"{len(lines)} stderr lines:\n{proc.stderr}"
-    if contains is not None:
-        assert contains in err, f"{contains!r} not in stderr:\n{err}"
-    return err
-
-
-def _digest(path: Path) -> dict[str, str | None]:
-    """relative path -> sha256 (files), 'dir' (folders), 'link:<target>' (symlinks); {'.': None} if absent."""
-    if path.is_symlink():
-        return {".": f"link:{os.readlink(path)}"}
-    if path.is_file():
-        return {".": hashlib.sha256(path.read_bytes()).hexdigest()}
-    if path.is_dir():
-        out: dict[str, str | None] = {".": "dir"}
-        for child in sorted(path.rglob("*")):
-            rel = str(child.relative_to(path))
-            if child.is_symlink():
-                out[rel] = f"link:{os.readlink(child)}"
-            elif child.is_file():
-                out[rel] = hashlib.sha256(child.read_bytes()).hexdigest()
-            else:
-                out[rel] = "dir"
-        return out
-    return {".": None}
-
-
-def snapshot(*paths: str | os.PathLike[str]) -> dict[Path, dict]:
-    """Content digests of files / folders (recursively), to compare after a command with :func:`assert_unchanged`."""
-    return {Path(p): _digest(Path(p)) for p in paths}
-
-
-def assert_unchanged(before: dict[Path, dict]) -> None:
-    """Every path of a :func:`snapshot` is byte-identical (same files, same content, same links)."""
-    for path, digest in before.items():
-        now = _digest(path)
-        assert now == digest, f"{path} changed: {sorted(set(now.items()) ^ set(digest.items()))[:5]}"
-
+from clitools import MAX_ERROR_LINES, REPO, assert_clean_error, assert_unchanged, run_cli, snapshot  # noqa: F401
 
 @pytest.fixture
 def rel_root(tiny_root, tmp_path) -> Path:
@@ -134,3 +72,27 @@ def results_file(tiny_root, tmp_path_factory) -> Path:
         boxes = np.column_stack([centres - 25, centres + 25, np.zeros(6), rng.uniform(0.1, 0.99, 6)])
         results[name] = boxes
     return write_results(tmp_path_factory.mktemp("rel_results") / "RetinaNet-ODAEL-test.npz", results)
+
+
+@pytest.fixture(scope="session")
+def battery_ws(tiny_root, tmp_path_factory):
+    """The battery's shared inputs (a copy of the tiny root, model directories, result files)."""
+    from battery import Workspace
+
+    return Workspace.create(tmp_path_factory.mktemp("battery"), tiny_root=tiny_root)
+
+
+@pytest.fixture(scope="session")
+def battery_outcome(battery_ws):
+    """``outcome(case)``: run a battery case once per session (cached) and return its judged outcome."""
+    from battery import run_case
+
+    cache: dict = {}
+
+    def outcome(case):
+        if case.name not in cache:
+            cache[case.name] = run_case(case, battery_ws)
+        return cache[case.name]
+
+    return outcome
+

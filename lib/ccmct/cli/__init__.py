@@ -20,9 +20,18 @@ from ccmct.cli.common import one_line_warnings
 from ccmct.errors import CcmctError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (``ccmct <command>: error: ...``, exit code 2); ``--help`` shows
+    the usage. Sub-parsers inherit the class."""
+
+    def error(self, message: str):
+        text = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {text} (see {self.prog} --help)\n")
+
+
 def get_parser() -> argparse.ArgumentParser:
     """The full parser with every command registered."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ccmct",
         description="Mitotic-figure detection on canine cutaneous mast cell tumor WSIs "
                     "(re-implementation of Bertram, Aubreville et al., Sci Data 2019).",

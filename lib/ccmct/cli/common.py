@@ -139,6 +139,22 @@ def require_data_root(path: Path, *, slides: bool = False, databases: bool = Fal
     return Path(path)
 
 
+def refuse_real_data_root(path: Path, what: str = "--out") -> None:
+    """A synthetic root is never written over a real (or foreign) data root: refuse a folder that holds
+    SlideRunner databases but no ``synthetic.json`` (the generator's report)."""
+    from ccmct.data.synthetic.dataset import MANIFEST
+    from ccmct.errors import FileProblem
+
+    path = Path(path)
+    databases = path / "databases"
+    if (path / MANIFEST).exists() or not databases.is_dir():
+        return
+    found = sorted(p.name for p in databases.glob("*.sqlite"))
+    if found:
+        raise FileProblem(path, f"{what} holds databases ({found[0]}, ...) that the synthetic generator did not "
+                                "write (no synthetic.json); a synthetic data set needs an empty folder")
+
+
 def check_output(target, *, reads=(), kind: str = "file", what: str = "--out"):
     """The shared output guard (:func:`ccmct.outputs.guard_output`), called by every writing command first."""
     from ccmct.outputs import guard_output

@@ -5,7 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ccmct.cli.common import add_data_root, add_json, add_preset, print_json
+from ccmct.cli.common import (
+    add_data_root,
+    add_device,
+    add_json,
+    add_preset,
+    add_seed,
+    check_output,
+    count,
+    positive_float,
+    print_json,
+    require_data_root,
+    require_folder,
+)
 from ccmct.types import VARIANTS
 
 _EPILOG = """examples:
@@ -37,7 +49,7 @@ def _register_hpf(sub) -> None:
     p = sub.add_parser("hpf", help="n-HPF crops around the expert's high-MC rectangle (writes OUT/<n>HPF/)",
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_root(p)
-    p.add_argument("--hpf", nargs="+", type=float, default=[5, 10, 50],
+    p.add_argument("--hpf", nargs="+", type=positive_float, default=[5, 10, 50],
                    help="numbers of high-power fields (0.237 mm² each, aspect 4:3); default 5 10 50")
     p.add_argument("--out", type=Path, required=True, help="folder that receives one data root per subset")
     p.add_argument("--anchor", choices=["centre", "top-left"], default="centre",
@@ -45,7 +57,7 @@ def _register_hpf(sub) -> None:
                         "rectangle's top-left corner (the authors' create_HPFsubsets.py)")
     p.add_argument("--compression", choices=["jpeg", "zlib"], default="jpeg",
                    help="crop tiles: jpeg q90 (default, like the authors' pyramids) or zlib (exact pixels)")
-    p.add_argument("--mpp", type=float, default=None,
+    p.add_argument("--mpp", type=positive_float, default=None,
                    help="µm per level-0 px for slides that record none (default: the slide's own mpp-x)")
     _add_variants(p)
     add_json(p)
@@ -56,11 +68,10 @@ def _register_wsi(sub) -> None:
     p = sub.add_parser("wsi", help="databases keeping n training WSIs (writes OUT/<n>WSI/, WSI/ linked)",
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_root(p)
-    p.add_argument("--wsi", nargs="+", type=int, default=[3, 6, 12],
+    p.add_argument("--wsi", nargs="+", type=count(1), default=[3, 6, 12],
                    help="numbers of training slides to keep (test slides always kept); default 3 6 12")
     p.add_argument("--out", type=Path, required=True, help="folder that receives one data root per subset")
-    p.add_argument("--seed", type=int, default=0,
-                   help="removal-order seed for roots other than the paper's 21 training slides; default 0")
+    add_seed(p, help="removal-order seed (>= 0) for roots other than the paper's 21 training slides; default 0")
     _add_variants(p)
     add_json(p)
     p.set_defaults(func=_run_wsi)
@@ -81,8 +92,8 @@ def _register_run(sub) -> None:
                    help="training notebook (default: AblationStudy/Ablation-Train.ipynb of this checkout)")
     p.add_argument("--variant", choices=VARIANTS, default="ODAEL",
                    help="label set to train on; default ODAEL (the paper's ablation)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    p.add_argument("--workers", type=int, default=0, help="reader processes for inference; default 0")
+    add_device(p)
+    p.add_argument("--workers", type=count(0), default=0, help="reader processes for inference; default 0")
     add_json(p)
     p.set_defaults(func=_run_run)
 
@@ -90,6 +101,8 @@ def _register_run(sub) -> None:
 def _run_hpf(args) -> int:
     from ccmct.data.subsets_hpf import create_hpf_subsets
 
+    require_data_root(args.data_root, databases=True)
+    check_output(args.out, reads=[args.data_root], kind="dir")
     manifests = create_hpf_subsets(args.data_root, args.out, args.hpf, anchor=args.anchor, variants=args.variants,
                                    compression=args.compression, mpp=args.mpp, progress=not args.json)
     return _report(args, manifests)
@@ -98,6 +111,8 @@ def _run_hpf(args) -> int:
 def _run_wsi(args) -> int:
     from ccmct.data.subsets_wsi import create_wsi_subsets
 
+    require_data_root(args.data_root, databases=True)
+    check_output(args.out, reads=[args.data_root], kind="dir")
     manifests = create_wsi_subsets(args.data_root, args.out, args.wsi, variants=args.variants, seed=args.seed)
     return _report(args, manifests)
 
@@ -121,6 +136,9 @@ def _report(args, manifests: dict) -> int:
 def _run_run(args) -> int:
     from ccmct.evaluation.ablation_runs import run_ablation
 
+    require_folder(args.subsets_dir, "--subsets-dir")
+    require_data_root(args.data_root, slides=True, databases=True)
+    check_output(args.out, reads=[args.subsets_dir, args.data_root, args.notebook], kind="dir")
     summaries = run_ablation(args.subsets_dir, args.out, full_root=args.data_root, preset=args.preset,
                              subsets=args.subsets, include_complete=not args.no_complete,
                              notebook=args.notebook, variant=args.variant, progress=not args.json,

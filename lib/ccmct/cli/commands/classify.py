@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ccmct.cli.common import add_json, print_json
+from ccmct.cli.common import (
+    add_device,
+    add_json,
+    check_output,
+    count,
+    positive_float,
+    print_json,
+    require_folder,
+)
 
 EPILOG = """examples:
   ccmct classify --model models/cls-ODAEL --results results/RetinaNet-ODAEL-test.npz --data-root data
@@ -36,11 +44,11 @@ def register(subparsers) -> None:
     parser.add_argument("--combine", action="store_true",
                         help="score = geometric mean of P(mitotic figure) and the first-stage score "
                              "(default: P(mitotic figure), as in the paper)")
-    parser.add_argument("--radius", type=float, default=None,
+    parser.add_argument("--radius", type=positive_float, default=None,
                         help="distance-NMS radius in level-0 px (default 25)")
-    parser.add_argument("--batch-size", type=int, default=64, help="patches per forward pass (default 64)")
-    parser.add_argument("--workers", type=int, default=2, help="patch reader processes (default 2)")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--batch-size", type=count(1), default=64, help="patches per forward pass (default 64)")
+    parser.add_argument("--workers", type=count(0), default=2, help="patch reader processes (default 2)")
+    add_device(parser)
     add_json(parser)
     parser.set_defaults(func=run)
 
@@ -48,9 +56,16 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ccmct.config import DETECTION_RADIUS_L0, DataRoot
     from ccmct.data.results import detection_counts, read_results
-    from ccmct.inference.second_stage import classify_results
+    from ccmct.inference.second_stage import classify_results, second_stage_path
+    from ccmct.models.classifier import load_classifier_config
 
-    slide_dir = args.slide_dir if args.slide_dir is not None else DataRoot(args.data_root).wsi_dir
+    load_classifier_config(args.model)  # a detector directory or a damaged config: one line, before any work
+    if args.data_root is not None:
+        require_folder(args.data_root, "--data-root")
+    slide_dir = require_folder(args.slide_dir if args.slide_dir is not None else DataRoot(args.data_root).wsi_dir,
+                               "slide folder")
+    _check_boxes_on_slides(args.results, slide_dir)
+    check_output(second_stage_path(args.results, args.out), reads=[args.model, args.results, slide_dir])
     out = classify_results(args.model, args.results, slide_dir, args.out,
                            combine="geometric_mean" if args.combine else "replace",
                            radius_l0=DETECTION_RADIUS_L0 if args.radius is None else args.radius,
@@ -62,3 +77,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {out} ({sum(counts.values())} detections on {len(counts)} slides)")
     return 0
+
+
+def _check_boxes_on_slides(results_path: Path, slide_dir: Path) -> None:
+    """Read the results (values checked) and refuse boxes whose centre lies outside their slide."""
+    from ccmct.data.results import check_within_slides, read_results
+    from ccmct.data.slides import open_slide
+
+    results = read_results(results_path)
+    sizes = {}
+    for name in results:
+        path = slide_dir / name
+        if path.is_file():
+            with open_slide(path) as slide:
+                sizes[name] = slide.dimensions
+    check_within_slides(results_path, results, sizes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ccmct.cli.common import add_json, print_json
+from ccmct.cli.common import add_json, count, positive_float, print_json, probability, probability_below_one
 
 _EPILOG = """examples:
   ccmct evaluate --db data/databases/MITOS_WSI_CCMCT_ODAEL.sqlite --results results/RetinaNet-ODAEL-test.npz --threshold 0.79
@@ -37,15 +37,15 @@ def register(subparsers) -> None:
     parser.add_argument("--results", type=Path, required=True,
                         help="result file: ours (.npz) or the authors' pickle (.p.bz2)")
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--threshold", type=float, help="detection threshold (score > T counts)")
+    mode.add_argument("--threshold", type=probability, help="detection threshold (score > T counts)")
     mode.add_argument("--optimize", action="store_true", help="choose the threshold with the best micro F1")
-    parser.add_argument("--min-threshold", type=float, default=0.5,
+    parser.add_argument("--min-threshold", type=probability_below_one, default=0.5,
                         help="with --optimize: lowest threshold tried and NMS threshold; default 0.5 "
                              "(authors: 0.5 stage 1, 0.25 ODAEL stage 2, 0.2 ablation)")
     parser.add_argument("--matching", choices=["paper", "strict"], default="paper",
                         help="paper: the authors' many-to-many rule (comparable with the paper, default); "
                              "strict: one-to-one matching within the radius")
-    parser.add_argument("--radius", type=float, default=None,
+    parser.add_argument("--radius", type=positive_float, default=None,
                         help="match and NMS radius in level-0 px; default 25 (the paper's)")
     ci = parser.add_argument_group("intervals and paired comparison (docs/evaluation.md)")
     ci.add_argument("--ci", action="store_true",
@@ -53,23 +53,13 @@ def register(subparsers) -> None:
     ci.add_argument("--compare", type=Path, metavar="RESULTS_B",
                     help="a second result file on the same slides: delta_f1 = F1(results) - F1(B), paired "
                          "interval and the share of resamples where --results wins")
-    ci.add_argument("--bootstrap", type=_positive_int, default=None, metavar="N",
+    ci.add_argument("--bootstrap", type=count(1), default=None, metavar="N",
                     help="bootstrap resamples (default 2000)")
-    ci.add_argument("--seed", type=int, default=None, help="seed of the resampling (default 0)")
+    ci.add_argument("--seed", type=count(0), default=None, help="seed of the resampling (default 0)")
     ci.add_argument("--ci-level", type=_level, default=None, metavar="L",
                     help="interval coverage in (0, 1) (default 0.95)")
     add_json(parser)
     parser.set_defaults(func=run)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
 
 
 def _level(text: str) -> float:

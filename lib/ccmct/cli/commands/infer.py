@@ -77,21 +77,23 @@ def _present_slides(data_root: Path, split: str) -> dict[str, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.mode == "fast" or args.classifier is not None:
+        return _run_fast(args)
+    reads = [args.model, args.data_root]
+    require_data_root(args.data_root, slides=True)
+    slides = _present_slides(args.data_root, args.split)
+    for target in ([] if args.out is None else [args.out]):  # cheap checks first, then the model
+        check_output(target, reads=reads)
     from ccmct.data.results import result_filename
     from ccmct.inference.detector import InferenceOptions
     from ccmct.inference.runner import run_inference, work_dir_for
     from ccmct.models.io import load_model_dir
 
-    if args.mode == "fast" or args.classifier is not None:
-        return _run_fast(args)
     _, config = load_model_dir(args.model, kind="retinanet")  # checks the directory before any work
-    require_data_root(args.data_root, slides=True)
-    slides = _present_slides(args.data_root, args.split)
     out = args.out
     if out is None:
         out = Path(result_filename(config.variant or args.model.name, args.split))
-    reads = [args.model, args.data_root]
-    check_output(out, reads=reads)
+        check_output(out, reads=reads)
     check_output(work_dir_for(out), reads=reads, kind="dir", what="part-file folder")
     options = InferenceOptions(batch_size=args.batch_size, workers=args.workers, all_tiles=args.all_tiles)
     report = run_inference(args.model, slides, out, options=options,

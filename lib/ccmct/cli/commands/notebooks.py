@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ccmct.cli.common import add_data_root
+from ccmct.cli.common import add_data_root, check_output, count, positive_float, require_data_root
 
 EPILOG = """examples:
   ccmct notebooks --data-root data --synthetic tiny --preset smoke --out nb_out   # minutes, any CPU
@@ -24,9 +24,9 @@ def register(subparsers) -> None:
     parser.add_argument("--synthetic", choices=("tiny", "demo", "large"), default=None,
                         help="let Setup.ipynb generate this synthetic preset into --data-root (default: none, "
                              "the data root must exist)")
-    parser.add_argument("--hpf", type=float, nargs="+", default=None,
+    parser.add_argument("--hpf", type=positive_float, nargs="+", default=None,
                         help="HPF subset sizes (default 5 10 50; use small values like 0.5 1 on synthetic data)")
-    parser.add_argument("--wsi", type=int, nargs="+", default=None, help="WSI subset sizes (default 3 6 12)")
+    parser.add_argument("--wsi", type=count(1), nargs="+", default=None, help="WSI subset sizes (default 3 6 12)")
     parser.add_argument("--ablation-subsets", nargs="+", default=None,
                         help="train only these ablation subsets, e.g. 10HPF 6WSI (default: all created)")
     parser.add_argument("--no-complete", action="store_true",
@@ -37,6 +37,12 @@ def register(subparsers) -> None:
 def _run(args) -> int:
     from ccmct.notebooks import NotebookRun, run_notebooks
 
+    if args.synthetic:  # Setup.ipynb writes the synthetic root: it is an output, not an input
+        check_output(args.data_root, kind="dir", what="--data-root")
+        check_output(args.out, reads=[args.data_root], kind="dir")
+    else:
+        require_data_root(args.data_root, databases=True)
+        check_output(args.out, reads=[args.data_root], kind="dir")
     extra = {k: tuple(v) for k, v in (("hpf", args.hpf), ("wsi", args.wsi), ("ablation_subsets",
                                                                               args.ablation_subsets)) if v}
     run = NotebookRun(data_root=args.data_root, out_dir=args.out, preset=args.preset,

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from ccmct.cli.common import add_data_root, add_json, positive_float, print_json
+from ccmct.cli.common import (
+    add_data_root,
+    add_json,
+    check_output,
+    count,
+    positive_float,
+    print_json,
+    refuse_real_data_root,
+)
 
 EPILOG = """examples:
   ccmct setup --data-root data                                  everything (4 databases, 32 slides, ~37 GB)
@@ -35,14 +43,14 @@ def register(subparsers) -> None:
     parser.add_argument("--base-url", metavar="URL", default=None,
                         help="mirror to use instead of figshare: files come from URL/<relative destination>, "
                              "e.g. URL/WSI/<name>.svs (default: figshare)")
-    parser.add_argument("--workers", type=int, default=3, help="files downloaded in parallel (default 3)")
+    parser.add_argument("--workers", type=count(1), default=3, help="files downloaded in parallel (default 3)")
     parser.add_argument("--verify", action="store_true",
                         help="download nothing: check present files against checksums.md5 and open them; a "
                              "corrupt file is moved aside to <name>.corrupt")
-    parser.add_argument("--synthetic", metavar="PRESET", default=None,
+    parser.add_argument("--synthetic", metavar="PRESET", default=None, choices=("tiny", "demo", "large"),
                         help="generate the synthetic data set (tiny, demo or large) into DATA_ROOT instead "
                              "of downloading")
-    parser.add_argument("--attempts", type=int, default=8,
+    parser.add_argument("--attempts", type=count(1), default=8,
                         help="give a file up after this many consecutive failed attempts without new bytes "
                              "(default 8)")
     parser.add_argument("--backoff", type=positive_float, default=2.0,
@@ -55,6 +63,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.verify:
+        from ccmct.cli.common import require_folder
+
+        require_folder(args.data_root, "--data-root")
+    check_output(args.data_root, kind="dir", what="--data-root")
     if args.synthetic:
         return _synthetic(args)
     from ccmct.data.download import RetryPolicy, download_dataset, verify_dataset
@@ -79,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
 def _synthetic(args: argparse.Namespace) -> int:
     from ccmct.data.synthetic import generate_dataset
 
+    refuse_real_data_root(args.data_root, "--data-root")
     report = generate_dataset(args.data_root, preset=args.synthetic, seed=0,
                               progress=not (args.no_progress or args.json))
     if args.json:

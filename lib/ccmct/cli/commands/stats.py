@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ccmct.cli.common import add_data_root, add_json, one_line_warnings, positive_float, print_json
+from ccmct.cli.common import add_data_root, add_json, one_line_warnings, positive_float, print_json, require_data_root
 
 EPILOG = """examples:
   ccmct stats --data-root data                       slides' own MPP, counts from every database present
@@ -40,6 +40,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from ccmct.data.stats import TUMOR_AREA_DOWNSAMPLE, table1, table1_totals
 
+    require_data_root(args.data_root, databases=True)
     downsample = args.downsample or TUMOR_AREA_DOWNSAMPLE
     table = table1(args.data_root, mpp=args.mpp, downsample=downsample)
     if args.json:

@@ -34,10 +34,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ccmct.cli.common import check_output, print_json
+    from ccmct.cli.common import check_output, print_json, refuse_real_data_root
     from ccmct.data.synthetic import generate_dataset
 
     check_output(args.out, kind="dir")
+    refuse_real_data_root(args.out)
     report = generate_dataset(args.out, preset=args.preset, seed=args.seed, mpp=args.mpp, progress=True)
     if args.json:
         print_json(report)

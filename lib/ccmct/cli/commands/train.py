@@ -60,10 +60,10 @@ def register(subparsers) -> None:
 
 
 def _run(args) -> int:
+    require_data_root(args.data_root, slides=True, databases=True)  # before the heavy imports and any work
+    check_output(args.out, reads=[args.data_root, args.weights], kind="dir")
     from ccmct.training.run import train_detector
 
-    require_data_root(args.data_root, slides=True, databases=True)
-    check_output(args.out, reads=[args.data_root, args.weights], kind="dir")
     if args.model == "candidate":
         return _run_candidate(args)
     backbone = "pretrained" if args.pretrained else args.weights

@@ -59,10 +59,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_data_root(args.data_root, slides=True, databases=True)  # before the heavy imports and any work
+    check_output(args.out, reads=[args.data_root, args.weights], kind="dir")
     from ccmct.training.classifier import train_classifier
 
-    require_data_root(args.data_root, slides=True, databases=True)
-    check_output(args.out, reads=[args.data_root, args.weights], kind="dir")
     run_ = train_classifier(args.data_root, args.variant, args.preset, args.out, pretrained=args.pretrained,
                             weights_path=args.weights, seed=args.seed, num_workers=args.workers,
                             device=args.device, progress=not args.json)

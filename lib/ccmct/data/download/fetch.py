@@ -136,8 +136,10 @@ def fetch_file(url: str, dest: Path, *, policy: RetryPolicy = RetryPolicy(), exp
         except _Retryable as err:
             failures = 0 if part.size > size_before else failures + 1
             if failures >= policy.attempts:
+                kept = (f"{part.size} bytes kept in {part.path} for the next run"
+                        if part.size > 0 and part.path.is_file() else "nothing received, no partial file kept")
                 raise DownloadError(f"{url}: gave up after {policy.attempts} attempts without progress "
-                                    f"({err}); {part.size} bytes kept in {part.path} for the next run") from None
+                                    f"({err}); {kept}") from None
             delay_s = policy.delay_s(max(failures - 1, 0), err.retry_after_s)
             logger.warning("%s: %s; retrying in %.1f s (%d of %d attempts without progress used)",
                            dest.name, err, delay_s, failures, policy.attempts)

@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import threading
@@ -28,6 +29,7 @@ from ccmct.data.manifest import (
     record_checksum,
     select_entries,
 )
+from ccmct.config.dataset import REAL_SLIDES
 from ccmct.errors import CcmctError, DownloadError, FileProblem
 
 COMPLETE = ("downloaded", "present", "verified")
@@ -190,6 +192,7 @@ def download_dataset(data_root: str | os.PathLike[str], *, only: str | None = No
     entries = select_entries(only=only, slides=slides)
     if workers < 1:
         raise CcmctError(f"workers must be at least 1, got {workers}")
+    refuse_synthetic_root(root)
     root.mkdir(parents=True, exist_ok=True)
     bars = _Progress(progress)
     flags = _Flags(threading.Event(), threading.Event())
@@ -228,11 +231,71 @@ class _Cancelled(Exception):
     """Raised from the progress callback to stop a download (its ``.part`` file stays for a later run)."""
 
 
+def refuse_synthetic_root(root: Path) -> None:
+    """A synthetic data root (``synthetic.json``, ``ccmct synth``) is never taken for the real data set.
+
+    Raises:
+        CcmctError: naming the root as synthetic, with its preset and seed.
+    """
+    from ccmct.data.synthetic.dataset import MANIFEST as SYNTHETIC_MARKER
+
+    marker = root / SYNTHETIC_MARKER
+    if not marker.exists():
+        return
+    try:
+        document = json.loads(marker.read_text())
+        what = f"preset {document.get('preset')!r}, seed {document.get('seed')!r}"
+    except (OSError, ValueError, AttributeError):
+        what = "unreadable report"
+    raise CcmctError(f"{root}: is a synthetic data root ({SYNTHETIC_MARKER}: {what}), not the real data set; "
+                     "download or verify the real data in another folder")
+
+
+def present_problem(entry: ManifestEntry, dest: Path, recorded: dict[str, str]) -> str | None:
+    """Why a file already at ``dest`` is not the data set's file (None when it is taken as complete).
+
+    Checked without downloading: the size when the manifest knows it; then a file this downloader fetched
+    (its MD5 is in ``checksums.md5``) is complete; any other file must open as what it claims to be
+    (:func:`check_content`), and a database must describe the real slides (a synthetic database lists
+    other slide names). ``--verify`` adds the MD5.
+    """
+    if not dest.is_file():
+        return "is not a regular file"
+    size = dest.stat().st_size
+    if entry.size_bytes is not None and size != entry.size_bytes:
+        return f"has {size} bytes, the data set's file has {entry.size_bytes}"
+    if entry.relative_path in recorded:
+        return None
+    try:
+        check_content(entry.kind, dest)
+    except FileProblem as err:
+        return err.problem
+    if entry.kind == "database":
+        return _foreign_database(dest)
+    return None
+
+
+def _foreign_database(path: Path) -> str | None:
+    from ccmct.data.sliderunner import SlideRunnerDB
+
+    real = {s.filename for s in REAL_SLIDES}
+    with SlideRunnerDB.open(path) as db:
+        names = set(db.slides()["filename"].astype(str))
+    if names and not names & real:
+        return (f"lists {len(names)} slide(s), none of them one of the data set's 32 (e.g. {sorted(names)[0]}); "
+                "a synthetic or foreign database")
+    return None
+
+
 def _download_one(entry: ManifestEntry, root: Path, *, base_url: str | None, policy: RetryPolicy,
                   bars: _Progress, flags: _Flags, session: requests.Session) -> FileOutcome:
     dest = entry.destination(root)
-    if dest.exists() and (entry.size_bytes is None or dest.stat().st_size == entry.size_bytes):
-        return FileOutcome(entry.relative_path, entry.kind, "present", "already complete; not downloaded")
+    if dest.exists() or dest.is_symlink():
+        problem = present_problem(entry, dest, read_checksums(root))
+        if problem is None:
+            return FileOutcome(entry.relative_path, entry.kind, "present", "already complete; not downloaded")
+        return FileOutcome(entry.relative_path, entry.kind, "failed",
+                           f"a file is already there but {problem}; it was left untouched: move it away and rerun")
     if flags.offline.is_set():
         return FileOutcome(entry.relative_path, entry.kind, "failed", "not tried: the machine is offline",
                            offline=True)
@@ -284,6 +347,7 @@ def verify_dataset(data_root: str | os.PathLike[str], *, only: str | None = None
     root = Path(data_root)
     slides = list(slides) if slides is not None else None
     entries = select_entries(only=only, slides=slides)
+    refuse_synthetic_root(root)
     recorded = read_checksums(root)
     outcomes = tuple(_verify_one(e, root, recorded) for e in tqdm(entries, desc="verify", unit="file",
                                                                       disable=not progress))
@@ -296,7 +360,8 @@ def _verify_one(entry: ManifestEntry, root: Path, recorded: dict[str, str]) -> F
     dest = entry.destination(root)
     if not dest.exists():
         part = dest.with_name(dest.name + ".part")
-        note = f" ({part.stat().st_size} bytes in {part.name}; a download resumes there)" if part.exists() else ""
+        size = part.stat().st_size if part.is_file() else 0
+        note = f" ({size} bytes in {part.name}; a download resumes there)" if size else ""
         return FileOutcome(entry.relative_path, entry.kind, "missing", "not downloaded" + note)
     md5 = md5_of_file(dest)
     expected = entry.md5 or recorded.get(entry.relative_path)
@@ -308,6 +373,10 @@ def _verify_one(entry: ManifestEntry, root: Path, recorded: dict[str, str]) -> F
         target = move_aside(dest)
         return FileOutcome(entry.relative_path, entry.kind, "corrupt",
                            f"{err.problem}; moved aside to {target.name}", md5=md5)
+    foreign = _foreign_database(dest) if expected is None and entry.kind == "database" else None
+    if foreign:
+        return FileOutcome(entry.relative_path, entry.kind, "failed",
+                           f"{foreign}; left untouched (move it away and rerun ccmct setup)", md5=md5)
     note = "MD5 matches" if expected is not None else "no MD5 recorded before; recorded now"
     if expected is None:
         record_checksum(root, entry.relative_path, md5)
