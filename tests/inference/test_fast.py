@@ -323,3 +323,30 @@ def test_classifier_that_does_not_fit_is_one_line(block_root, block_candidate_di
         from ccmct.models.io import load_model_dir
 
         check_classifier(load_model_dir(bad)[1], bad, CandidateConfig())
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+def _rows(xy, scores):
+    xy = np.asarray(xy, float).reshape(-1, 2)
+    return np.column_stack([xy - 25, xy + 25, np.zeros(len(xy)), np.full(len(xy), scores)])
+
+
+def test_compare_fast_to_paper_and_candidate_recall():
+    from ccmct.evaluation.fast_vs_paper import candidate_recall, compare_fast_to_paper
+
+    rng = np.random.default_rng(0)
+    gt = {f"s{i}.svs": rng.uniform(0, 5000, size=(10, 2)) + 200 * np.arange(10)[:, None] for i in range(6)}
+    # fast: every figure (score 0.9) + 2 low-scored false candidates per slide; paper: 7 of 10 figures
+    fast = {n: np.concatenate([_rows(p, 0.9), _rows(p[:2] + 300, 0.2)]) for n, p in gt.items()}
+    paper = {n: _rows(p[:7], 0.9) for n, p in gt.items()}
+    out = compare_fast_to_paper(gt, fast, paper, threshold_fast=0.5, threshold_paper=0.5, n_resamples=500)
+    assert out["f1_fast"] == 1.0 and out["f1_paper"] == pytest.approx(2 * 0.7 / 1.7)
+    assert out["delta_f1"] == pytest.approx(1.0 - 2 * 0.7 / 1.7)
+    lo, hi = out["delta_f1_ci"]
+    assert lo == hi == pytest.approx(out["delta_f1"])          # every slide has the same counts
+    assert out["fast_wins"] == 1.0 and out["n_slides"] == 6
+    assert out["candidate_recall"] == {"recall": 1.0, "found": 60, "total": 60, "candidates": 72}
+    same = compare_fast_to_paper(gt, paper, paper, fast_train=paper, paper_train=paper, n_resamples=200)
+    assert same["delta_f1"] == 0.0 and same["delta_f1_ci"] == [0.0, 0.0]
+    half = candidate_recall(gt, {n: r[:5] for n, r in paper.items()})
+    assert half["recall"] == 0.5 and half["total"] == 60
