@@ -110,7 +110,7 @@ def ownership(origins: np.ndarray, tile_px: int, length: int) -> tuple[np.ndarra
 
     Example:
         >>> [a.tolist() for a in ownership(np.array([0, 448, 600]), 512, 1112)]
-        [[-9223372036854775808, 480, 556], [480, 556, 9223372036854775807]]
+        [[-9223372036854775808, 480, 780], [480, 780, 9223372036854775807]]
     """
     origins = np.asarray(origins, dtype=np.int64)
     bounds = (origins[:-1] + tile_px + origins[1:]) // 2

@@ -1,0 +1,245 @@
+"""Benchmark: fast mode vs the paper's two-stage pipeline, side by side in one run (issue 18; docs/fast_mode.md).
+
+On a data root (``--data-root``, else the synthetic ``demo`` root generated into ``OUT/data``):
+
+1. models of one label set (``--variant``, ``--preset``): the RetinaNet (``train_detector``), the cell
+   classifier (``train_classifier``, started from that RetinaNet's backbone on CPU presets, as the demo does)
+   and the candidate model (``train_candidate``); each is reused when its directory is complete;
+2. inference on the training slides (cached: only used to choose each pipeline's threshold, the paper's rule)
+   and, timed from scratch into a fresh folder, on the test slides: paper = ``run_inference`` then
+   ``classify_results``; fast = ``run_fast_inference``; both with reader processes off (``--workers``);
+3. ``compare_fast_to_paper``: F1 of both on the test slides, the paired slide-bootstrap interval of
+   ``fast - paper``, the candidate stage's recall of the ground-truth mitoses;
+4. FLOPs (``torch.utils.flop_counter.FlopCounterMode``, a multiply-add = 2) of one forward of each model,
+   times the tiles / patches actually processed on the test slides; wall-clock ratio; time breakdown
+   (paper: detector incl. reading, classifying; fast: reading, screening, classifying);
+5. ``--large``: one 40000 x 30000 px synthetic slide (the ``large`` preset's size, tissue ellipses), timing
+   only: the fast mode end to end, the paper detector on ``--large-tiles`` tissue tiles spread over the slide,
+   extrapolated to all its tissue tiles (labelled as an estimate).
+
+    python benchmarks/fast_mode.py --json [--data-root DIR] [--out DIR] [--preset quick] [--large]
+
+The machine matters (and whether it is shared): the JSON records the CPU, core count and torch threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ccmct.config.paths import DataRoot  # noqa: E402
+from ccmct.data.results import read_results  # noqa: E402
+from ccmct.evaluation.fast_vs_paper import compare_fast_to_paper  # noqa: E402
+from ccmct.inference.detector import InferenceOptions, WholeSlideDetector  # noqa: E402
+from ccmct.inference.fast import FastDetector, FastOptions, load_fast_models, run_fast_inference  # noqa: E402
+from ccmct.inference.runner import run_inference  # noqa: E402
+from ccmct.inference.second_stage import classify_results  # noqa: E402
+from ccmct.models.io import load_model_dir  # noqa: E402
+
+
+def flops(model: torch.nn.Module, shape: tuple[int, ...]) -> float:
+    """FLOPs of one forward on a zero batch of ``shape`` (FlopCounterMode: a multiply-add = 2 FLOPs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(torch.zeros(shape))
+    return float(counter.get_total_flops())
+
+
+def _complete(model_dir: Path) -> bool:
+    return (model_dir / "weights.pt").is_file() and (model_dir / "config.json").is_file()
+
+
+def train_models(root: DataRoot, out: Path, variant: str, preset: str, seed: int) -> dict[str, Path]:
+    from ccmct.training.candidate import train_candidate
+    from ccmct.training.classifier import default_start_weights, train_classifier
+    from ccmct.training.run import train_detector
+
+    dirs = {"detector": out / f"RetinaNet-{variant}", "classifier": out / f"CellClassifier-{variant}",
+            "candidate": out / f"Candidate-{variant}"}
+    seconds = {}
+    for name, train in (
+            ("detector", lambda: train_detector(root.path, variant, preset, dirs["detector"], seed=seed, progress=False)),
+            ("classifier", lambda: train_classifier(root, variant, preset, dirs["classifier"], seed=seed, progress=False,
+                                                    weights_path=default_start_weights(preset, dirs["detector"]))),
+            ("candidate", lambda: train_candidate(root.path, variant, preset, dirs["candidate"], seed=seed,
+                                                  progress=False))):
+        if not _complete(dirs[name]):
+            started = time.perf_counter()
+            train()
+            seconds[name] = round(time.perf_counter() - started, 1)
+    return dirs, seconds
+
+
+def slides_of(root: DataRoot, split: str) -> dict[str, Path]:
+    return {name: root.slide_path(name) for name, s in sorted(root.split().items()) if s == split}
+
+
+def run_paper(dirs, slides, folder: Path, variant: str, split: str, workers: int) -> tuple[Path, dict]:
+    stage1 = folder / f"RetinaNet-{variant}-{split}.npz"
+    started = time.perf_counter()
+    report = run_inference(dirs["detector"], slides, stage1, options=InferenceOptions(workers=workers),
+                           device="cpu", progress=False)
+    detect = time.perf_counter() - started
+    started = time.perf_counter()
+    stage2 = classify_results(dirs["classifier"], stage1, next(iter(slides.values())).parent,
+                              folder / f"2ndstage_RetinaNet-{variant}-{split}.npz", num_workers=workers,
+                              device="cpu", progress=False)
+    classify = time.perf_counter() - started
+    n_classified = sum(len(b) for b in read_results(stage2).values())
+    return stage2, {"detector_incl_reading_s": detect, "classifying_s": classify, "total_s": detect + classify,
+                    "tiles": report.tiles_processed, "tiles_total": report.tiles_total,
+                    "stage1_detections": sum(report.n_detections.values()), "classified": n_classified}
+
+
+def run_fast(dirs, slides, folder: Path, variant: str, split: str, workers: int) -> tuple[Path, dict]:
+    out = folder / f"Fast-{variant}-{split}.npz"
+    started = time.perf_counter()
+    report, detector = run_fast_inference(dirs["candidate"], dirs["classifier"], slides, out,
+                                          options=FastOptions(workers=workers), device="cpu", progress=False)
+    total = time.perf_counter() - started
+    parts = {key: sum(t[key] for t in detector.timings.values())
+             for key in ("reading", "screening", "classifying", "candidates", "classified", "tiles")}
+    levels = sorted({(t["level"], t["level_factor"]) for t in detector.timings.values()})
+    return out, {"total_s": total, "reading_s": parts["reading"], "screening_s": parts["screening"],
+                 "classifying_s": parts["classifying"], "screen_tiles": parts["tiles"],
+                 "candidates": parts["candidates"], "classified": parts["classified"],
+                 "levels_read": [list(level) for level in levels], "slides": len(report.n_detections)}
+
+
+def flop_counts(dirs, paper: dict, fast: dict) -> dict:
+    detector, det_config = load_model_dir(dirs["detector"], kind="retinanet")
+    candidate, cand_config, classifier, cls_config = load_fast_models(dirs["candidate"], dirs["classifier"])
+    tile = FastOptions().screen_tile_px
+    per = {"detector_per_tile": flops(detector, (1, 3, det_config.tile_px, det_config.tile_px)),
+           "classifier_per_patch": flops(classifier, (1, 3, cls_config.patch_size_px, cls_config.patch_size_px)),
+           "candidate_per_screen_tile": flops(candidate, (1, 3, tile, tile))}
+    paper_flops = paper["tiles"] * per["detector_per_tile"] + paper["classified"] * per["classifier_per_patch"]
+    fast_flops = (fast["screen_tiles"] * per["candidate_per_screen_tile"]
+                  + fast["classified"] * per["classifier_per_patch"])
+    return {**per, "paper_total": paper_flops, "fast_total": fast_flops,
+            "flops_ratio": paper_flops / fast_flops if fast_flops else None}
+
+
+def large_slide(dirs, folder: Path, n_tiles: int, workers: int) -> dict:
+    """Timing on one 40000 x 30000 px slide: fast end to end; paper detector on a tile sample, extrapolated."""
+    from inference_throughput import LARGE_WH, subset, write_large_slide
+
+    path = folder / "large.svs"
+    if not path.exists():
+        started = time.perf_counter()
+        write_large_slide(path, LARGE_WH)
+        print(f"large slide written in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    candidate, cand_config, classifier, cls_config = load_fast_models(dirs["candidate"], dirs["classifier"])
+    fast = FastDetector(candidate, cand_config, classifier, cls_config, options=FastOptions(workers=workers))
+    started = time.perf_counter()
+    result = fast.detect(path)
+    fast_s = time.perf_counter() - started
+    detector, det_config = load_model_dir(dirs["detector"], kind="retinanet")
+    paper = WholeSlideDetector(detector, det_config, options=InferenceOptions(workers=workers))
+    plan = paper.plan(path)
+    sample = subset(plan, n_tiles, tissue=True)
+    started = time.perf_counter()
+    paper.detect_tiles(sample)
+    per_tile = (time.perf_counter() - started) / sample.n_selected
+    timing = fast.timings[path.name]
+    classify_per_patch = timing["classifying"] / max(timing["classified"], 1)
+    return {"size_wh": list(LARGE_WH), "fast_total_s": fast_s, "fast_reading_s": timing["reading"],
+            "fast_screening_s": timing["screening"], "fast_classifying_s": timing["classifying"],
+            "fast_candidates": timing["candidates"], "fast_classified": len(result.boxes),
+            "paper_tissue_tiles": plan.n_selected, "paper_sampled_tiles": sample.n_selected,
+            "paper_detector_s_per_tile": per_tile,
+            "paper_detector_s_estimate": per_tile * plan.n_selected,
+            "classifier_s_per_patch": classify_per_patch,
+            "note": "paper detector time = measured s/tile on a sample of tissue tiles x all tissue tiles; the "
+                    "paper pipeline's classifier time is not included (it depends on its detections)"}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", type=Path, default=None, help="data root (default: synthetic demo in OUT)")
+    parser.add_argument("--out", type=Path, default=Path("bench_fast_mode"), help="work folder (models, results)")
+    parser.add_argument("--variant", default="ODAEL")
+    parser.add_argument("--preset", default="quick", help="training preset of all three models")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=0, help="reader processes of both pipelines")
+    parser.add_argument("--bootstrap", type=int, default=2000)
+    parser.add_argument("--large", action="store_true", help="also time one 40000 x 30000 px slide")
+    parser.add_argument("--large-tiles", type=int, default=200)
+    parser.add_argument("--shared", default="", help="note on other load on the machine, recorded in the JSON")
+    parser.add_argument("--json", action="store_true", help="print the JSON document")
+    args = parser.parse_args(argv)
+
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    started_all = time.perf_counter()
+    if args.data_root is None:
+        from ccmct.data.synthetic import generate_dataset
+
+        args.data_root = out / "data"
+        if not (args.data_root / "split.json").exists():
+            generate_dataset(args.data_root, preset="demo", seed=0, progress=False)
+    root = DataRoot(args.data_root)
+    dirs, train_seconds = train_models(root, out / "models", args.variant, args.preset, args.seed)
+
+    cached = out / "results-train"
+    cached.mkdir(exist_ok=True)
+    train_slides = slides_of(root, "train")
+    paper_train, _ = run_paper(dirs, train_slides, cached, args.variant, "train", args.workers)
+    fast_train, _ = run_fast(dirs, train_slides, cached, args.variant, "train", args.workers)
+
+    timed = out / "results-test"
+    shutil.rmtree(timed, ignore_errors=True)
+    timed.mkdir()
+    test_slides = slides_of(root, "test")
+    paper_test, paper = run_paper(dirs, test_slides, timed, args.variant, "test", args.workers)
+    fast_test, fast = run_fast(dirs, test_slides, timed, args.variant, "test", args.workers)
+
+    comparison = compare_fast_to_paper(root.database(args.variant), read_results(fast_test), read_results(paper_test),
+                                       fast_train=read_results(fast_train), paper_train=read_results(paper_train),
+                                       n_resamples=args.bootstrap, seed=args.seed)
+    flop = flop_counts(dirs, paper, fast)
+    document = {
+        "benchmark": "fast_mode", "data_root": str(args.data_root), "variant": args.variant, "preset": args.preset,
+        "seed": args.seed, "test_slides": len(test_slides),
+        "f1_fast": comparison["f1_fast"], "f1_paper": comparison["f1_paper"], "delta_f1": comparison["delta_f1"],
+        "delta_f1_ci": comparison["delta_f1_ci"], "fast_wins": comparison["fast_wins"],
+        "threshold_fast": comparison["threshold_fast"], "threshold_paper": comparison["threshold_paper"],
+        "candidate_recall": comparison["candidate_recall"]["recall"],
+        "candidate_recall_detail": comparison["candidate_recall"],
+        "flops_ratio": flop["flops_ratio"], "flops": flop,
+        "wall_ratio": paper["total_s"] / fast["total_s"] if fast["total_s"] else None,
+        "paper": paper, "fast": fast,
+        "per_slide_s": {"paper": paper["total_s"] / len(test_slides), "fast": fast["total_s"] / len(test_slides)},
+        "training_seconds": train_seconds,
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                    "cpu_bf16": os.environ.get("CCMCT_CPU_BF16", "auto"), "shared": args.shared},
+    }
+    if args.large:
+        document["large"] = large_slide(dirs, out, args.large_tiles, args.workers)
+    document["seconds"] = round(time.perf_counter() - started_all, 1)
+    text = json.dumps(document, indent=1, default=float)
+    (out / "fast_mode.json").write_text(text)
+    if args.json:
+        print(text)
+    else:
+        print(f"F1 fast {document['f1_fast']:.3f} vs paper {document['f1_paper']:.3f}, delta {document['delta_f1']} "
+              f"{document['delta_f1_ci']}; FLOPs x{document['flops_ratio']:.1f}, wall x{document['wall_ratio']:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
