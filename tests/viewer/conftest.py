@@ -7,8 +7,6 @@ on a further mitosis but below the threshold (that mitosis stays missed), every 
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +18,10 @@ from ccmct.config.paths import DataRoot
 from ccmct.data.results import write_results
 from ccmct.evaluation.ground_truth import load_ground_truth
 
+from .chromium import browser_or_skip, launch
+
 N_TP, N_FP = 5, 3
 THRESHOLD = 0.5
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @dataclass(frozen=True)
@@ -101,35 +98,14 @@ def static_site(viewer_case, tmp_path_factory) -> Path:
     return out
 
 
-def browser_or_skip():
-    """Headless Debian Chromium through Playwright, or a skip with the reason (a failure in CI)."""
-    reason = None
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing (apt-get install chromium; .ci/run installs it)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            reason = "the playwright package is missing (pip install -r requirements-dev.txt)"
-    if reason:
-        if os.environ.get("CCMCT_REQUIRE_SHARED_DATA") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def browser():
     browser_or_skip()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = launch(p)
         try:
             yield chromium
         finally:
             chromium.close()
-
-
-def copy_tree(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst

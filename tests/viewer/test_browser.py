@@ -20,11 +20,11 @@ from PIL import Image
 
 from ccmct.viewer.overlays import COLORS
 
+from .chromium import READY, site_opens
 from .conftest import N_FP, N_TP, THRESHOLD
 
 REPO = Path(__file__).resolve().parents[2]
 VIEWPORT = {"width": 1100, "height": 700}
-READY = "window.ccmctViewer && ccmctViewer.isOpen() && ccmctViewer.tilesLoaded()"
 
 
 def _open(browser, url: str):
@@ -178,3 +178,15 @@ def test_many_detections_are_drawn_as_dots(browser, viewer_case, tmp_path):
     assert colour_pixels(png, COLORS["fp"], tolerance=10) > 4 * len(xy) // 2  # 2 x 2 px dots (some overlap)
     assert errors == []
     page.close()
+
+
+def test_demo_site_opens(browser, viewer_case, tmp_path):
+    """``write_demo_site`` (what ``ccmct demo`` writes as OUT/viewer): index -> first slide page, both stages."""
+    from ccmct.viewer import write_demo_site
+
+    out = tmp_path / "viewer"
+    write_demo_site(viewer_case.root, {1: viewer_case.results, 2: viewer_case.results2}, {1: 0.5, 2: 0.5}, out,
+                    progress=False)
+    counts = site_opens(out, browser)
+    assert counts["label"] == "stage 1: RetinaNet"
+    assert counts["marks"] == {"tp": N_TP, "fp": N_FP, "fn": viewer_case.n_gt - N_TP}

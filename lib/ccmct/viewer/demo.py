@@ -29,3 +29,22 @@ def write_demo_site(data_root: Path, results: dict[int, Path], thresholds: dict[
     plan = ViewerPlan(data_root=Path(data_root), results=[Path(results[s]) for s in stages], out=Path(out),
                       db=db, thresholds=[float(thresholds[s]) for s in stages], labels=labels, progress=progress)
     return build_site(plan)
+
+
+def write_demo_viewer(plan, summary: dict, *, variant: str = "ODAEL", progress: bool = True) -> str | None:
+    """``ccmct demo``'s viewer: ``OUT/viewer/`` for the test slides of the ``variant`` detector, both stages,
+    at the thresholds the report chose on the training slides (``summary["thresholds"]``).
+
+    Args:
+        plan: the demo's ``DemoPlan`` (``root``, ``out_dir``, ``result_path(variant, split, stage)``).
+        summary: the report's summary (``thresholds``: ``{"stage1": {variant: T}, "stage2": {...}}``).
+
+    Returns:
+        ``"viewer/index.html"`` (relative to ``OUT``), or None when no result file of ``variant`` exists.
+    """
+    chosen = summary.get("thresholds", {})
+    thresholds = {stage: chosen[f"stage{stage}"][variant] for stage in (1, 2)
+                  if variant in chosen.get(f"stage{stage}", {})}
+    results = {stage: plan.result_path(variant, "test", stage) for stage in (1, 2)}
+    manifest = write_demo_site(plan.root.path, results, thresholds, Path(plan.out_dir) / "viewer", progress=progress)
+    return "viewer/index.html" if manifest else None
