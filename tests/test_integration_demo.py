@@ -33,8 +33,13 @@ def test_demo_runs_and_reruns(tiny_root, tmp_path, capsys):
         start = load_classifier_config(out / "models" / f"CellClassifier-{variant}").training["start"]
         assert start == f"backbone of first-stage model RetinaNet-{variant}"
     report = (out / "report.md").read_text()
-    for section in ("Table 1", "Table 4", "F1 vs threshold", "Example detections", "hotspot"):
+    for section in ("Table 1", "Table 4", "F1 vs threshold", "Example detections", "hotspot", "viewer/index.html"):
         assert section in report
+    # the viewer site of the test slides (ODAEL detector, both stages) opens in headless Chromium
+    from viewer.chromium import site_opens  # tests/viewer/chromium.py
+
+    assert summary["viewer"] == "viewer/index.html"
+    assert site_opens(out / "viewer")["label"] == "stage 1: RetinaNet"
     for figure in ("threshold_curves.png", "examples.png"):
         assert (out / "figures" / figure).stat().st_size > 0
     # a slide that fits inside one 10-HPF window (the tiny ones) gets the reason instead of a flat map

@@ -134,6 +134,11 @@ def run_demo(plan: DemoPlan, *, progress: bool = True) -> dict:
     start = time.perf_counter()
     summary = write_report(plan, timings_s=timer.timings_s)
     summary["timings_s"]["evaluate + report"] = round(time.perf_counter() - start, 1)
+    from ccmct.viewer.demo import write_demo_viewer
+
+    start = time.perf_counter()
+    summary["viewer"] = write_demo_viewer(plan, summary, progress=progress)  # OUT/viewer/ (docs/viewer.md)
+    summary["timings_s"]["viewer"] = round(time.perf_counter() - start, 1)
     _write_json(plan.out_dir / SUMMARY_FILE, summary)
     return summary
 

@@ -106,6 +106,10 @@ def write_report(plan, *, timings_s: dict) -> dict:
     correlation, drawn = _plot_correlation(plan, long, figures / "count_correlation.png")
     sections.append(f"## Mitotic count per test slide\n\n{correlation}\n"
                     + ("\n![count correlation](figures/count_correlation.png)\n" if drawn else ""))
+    sections.append("## Viewer\n\n[viewer/index.html](viewer/index.html) (written after this report; opens from the file "
+                    "system in any browser): the test slides with the ODAEL-trained detector's stage 1 and stage 2 "
+                    "detections at the thresholds above, marked TP / FP, the missed mitoses (FN), the ground truth "
+                    "by class and the true and predicted 10-HPF hotspots (docs/viewer.md).\n")
     checks = _checks(long)
     sections.append("## Checks\n\n" + "\n".join(f"- {k}: {v}" for k, v in checks.items()) + "\n")
     sections.append("## Timings (s)\n\n" + "\n".join(f"- {k}: {v}" for k, v in timings_s.items()) + "\n")
