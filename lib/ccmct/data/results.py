@@ -268,7 +268,7 @@ def _damage_reason(path: Path, err: BaseException) -> str:
     if head not in (b"PK\x03\x04", b"PK\x05\x06"):
         return f"not a zip archive (authors' pickles must end in {AUTHORS_SUFFIX})"
     text = " ".join(str(err).split())
-    if "pickled" in text or "object" in text:
+    if "pickle" in text.lower() or "object" in text.lower():
         return "it holds an object (pickled) array; only numeric arrays are read"
     if isinstance(err, (zipfile.BadZipFile, EOFError, zlib.error)):
         return f"truncated or damaged zip archive ({type(err).__name__}: {text[:120]})"
