@@ -1,6 +1,8 @@
 """``ccmct demo`` end to end on the tiny synthetic set with smoke presets: every step runs, the report and
-summary are written, and a rerun reuses every step. (The quick-preset demo and its effects are measured by
-hand: docs/benchmarks.md.)"""
+summary are written, a rerun reuses every step, a second training seed adds only its own steps and the
+multi-seed summary (per-seed tables, mean and sd, the paper's effects with paired intervals), and a result
+file whose metadata lists a failed slide is reported and then redone. (The quick-preset demo and its effects
+are measured by hand: docs/benchmarks.md.)"""
 
 from __future__ import annotations
 
@@ -52,3 +54,61 @@ def test_demo_runs_and_reruns(tiny_root, tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--preset", "smoke", "--data-root", str(tiny_root), "--json"]) == 0
     assert weights.stat().st_mtime_ns == before
     assert json.loads(capsys.readouterr().out)["table4"] == summary["table4"]
+
+    # a second training seed on the same data: seed 0 (the single-seed folder) is reused, seed 1 trains apart
+    assert main(["demo", "--out", str(out), "--preset", "smoke", "--data-root", str(tiny_root), "--json",
+                 "--seeds", "0", "1"]) == 0
+    assert weights.stat().st_mtime_ns == before
+    multi = json.loads(capsys.readouterr().out)
+    assert (out / "seeds" / "seed-1" / "models" / "RetinaNet-ODAEL" / "weights.pt").exists()
+    assert "seed 1: train stage 1 (ODAEL)" in multi["timings_s"]
+    assert multi["seeds"] == [0, 1] and set(multi["per_seed"]) == {"0", "1"}
+    assert multi["per_seed"]["0"] == summary["table4"] == multi["table4"]
+    seed1 = multi["per_seed"]["1"]
+    for stage in ("stage1", "stage2"):
+        for train in ("MEL", "ODAEL"):
+            for test in ("MEL", "HEAEL", "ODAEL"):
+                pair = [multi["per_seed"][s][stage][train][test] for s in ("0", "1")]
+                if None in pair:
+                    continue
+                assert multi["table4_mean"][stage][train][test] == pytest.approx(sum(pair) / 2)
+                assert multi["table4_sd"][stage][train][test] == pytest.approx(abs(pair[0] - pair[1]) / 2 ** 0.5)
+                lo, hi = multi["table4_ci"]["1"][stage][train][test]
+                assert lo <= seed1[stage][train][test] <= hi
+                assert multi["table4_n_slides"][stage][train][test] == 1  # the tiny set has one test slide
+    names = {e["effect"] for e in multi["effects"]}
+    assert names == {"second stage vs first stage (MEL-trained)", "second stage vs first stage (ODAEL-trained)",
+                     "ODAEL-trained vs MEL-trained (stage 1)", "ODAEL-trained vs MEL-trained (stage 2)"}
+    for e in multi["effects"]:
+        assert e["n_seeds"] == 2 and e["n_slides"] == 1
+        assert e["verdict"] == ("holds" if e["delta_f1_ci"][0] is not None and e["delta_f1_ci"][0] > 0
+                                else "not shown")
+        if e["delta_f1"] is not None:
+            assert e["delta_f1"] == pytest.approx(e["f1_a"] - e["f1_b"])
+    assert multi["failed_slides"] == {}
+    report = (out / "report.md").read_text()
+    assert "2 seeds, 1 slide)" in report and "Effects of the paper" in report and "Every seed" in report
+
+    # a slide that failed in inference: reported (summary and report), never silently dropped ...
+    from ccmct.data.results import read_results, write_results
+    from ccmct.demo import DemoPlan
+    from ccmct.demo.report import write_report
+
+    stage1 = out / "seeds" / "seed-1" / "results" / "RetinaNet-ODAEL-test.npz"
+    complete, meta = read_results(stage1), read_metadata(stage1)
+    slide = next(iter(complete))
+    write_results(stage1, {}, metadata={**meta, "failed": {slide: "cannot read tile (0, 0)"}})
+    plan = DemoPlan(out_dir=out, preset="smoke", data_root=tiny_root, seeds=(0, 1))
+    reported = write_report(plan, timings_s={})
+    assert reported["failed_slides"]["1"]["RetinaNet-ODAEL-test.npz"] == {slide: "failed: cannot read tile (0, 0)"}
+    assert reported["failed_slides"]["1"]["2ndstage_RetinaNet-ODAEL-test.npz"] == {slide: "not in the result file"}
+    assert f"`{slide}`: failed: cannot read tile (0, 0)" in (out / "report.md").read_text()
+    # ... and the step is unfinished: the next run redoes it (and the re-scoring that depends on it)
+    assert main(["demo", "--out", str(out), "--preset", "smoke", "--data-root", str(tiny_root), "--json",
+                 "--seeds", "0", "1"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["failed_slides"] == {}
+    assert set(read_results(stage1)) == set(complete) and not read_metadata(stage1)["failed"]
+    assert read_metadata(out / "seeds" / "seed-1" / "results" / "2ndstage_RetinaNet-ODAEL-test.npz")["stage1"] \
+        == read_metadata(stage1)
+    assert again["per_seed"] == multi["per_seed"]

@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +17,8 @@ log = logging.getLogger("ccmct.demo")
 
 SUMMARY_FILE = "summary.json"
 TIMINGS_FILE = "timings.json"
+SEEDS_DIR = "seeds"
+"""Folder (under the output folder) of the training seeds other than the data seed: ``seeds/seed-<s>/``."""
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,13 @@ class DemoPlan:
         data_preset: synthetic data-set preset.
         train_variants: label sets both stages are trained on: one detector and one cell classifier each; as
             in the paper's Table 4, a detector's output is re-scored by the classifier of the same label set.
-        seed: seed of data generation and training.
+        seed: seed of data generation, and the training seed of a single-seed demo.
         data_root: use this data root instead of generating ``out_dir/data``.
+        seeds: training seeds (default: just ``seed``). The data set is generated once (with ``seed``); the
+            training, inference and re-scoring steps run once per training seed. Layout: the training seed
+            equal to ``seed`` keeps the single-seed layout (``out_dir/models``, ``out_dir/results``), so a
+            single-seed demo folder is the first seed of a multi-seed one; every other seed ``s`` lives in
+            ``out_dir/seeds/seed-<s>/{models,results}``.
     """
 
     out_dir: Path
@@ -41,10 +48,25 @@ class DemoPlan:
     seed: int = 0
     data_root: Path | None = None
     workers: int | None = None
+    seeds: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        seeds = tuple(int(s) for s in (self.seeds or (self.seed,)))
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"training seeds repeat: {seeds}")
+        object.__setattr__(self, "seeds", seeds)
 
     @property
     def root(self) -> DataRoot:
         return DataRoot(self.data_root or self.out_dir / "data")
+
+    def seed_dir(self, seed: int) -> Path:
+        """Folder of one training seed's ``models/`` and ``results/`` (see ``seeds``)."""
+        return self.out_dir if seed == self.seed else self.out_dir / SEEDS_DIR / f"seed-{seed}"
+
+    def for_seed(self, seed: int) -> "DemoPlan":
+        """The single-seed plan of one training seed: its folders, the shared data root."""
+        return replace(self, out_dir=self.seed_dir(seed), seed=seed, seeds=(seed,), data_root=self.root.path)
 
     @property
     def models_dir(self) -> Path:
@@ -96,39 +118,91 @@ def _model_ready(model_dir: Path) -> bool:
     return (model_dir / "config.json").exists() and (model_dir / "weights.pt").exists()
 
 
-def run_demo(plan: DemoPlan, *, progress: bool = True) -> dict:
-    """Run every step of the demo and write the report; returns the summary (also ``summary.json``)."""
-    from ccmct.data.synthetic import generate_dataset
+def unfinished_slides(path: Path) -> dict[str, str]:
+    """Slides a result file does not hold although its step meant to: ``{slide: reason}`` from its metadata
+    (``pending``: an interrupted second stage; ``failed``: an unreadable slide in inference, also when the
+    second stage re-scored a first-stage file with failed slides). Empty for a complete file."""
+    from ccmct.data.results import read_metadata
+
+    try:
+        meta = read_metadata(path)
+    except Exception as err:  # noqa: BLE001 - an unreadable result file is an unfinished step
+        return {"*": f"unreadable result file ({err})"}
+    out = {name: "pending (interrupted run)" for name in meta.get("pending") or []}
+    for source in (meta, meta.get("stage1") or {}):
+        out.update({name: f"failed: {reason}" for name, reason in (source.get("failed") or {}).items()})
+    return out
+
+
+def _result_ready(path: Path) -> bool:
+    """A result file exists and its metadata lists no pending or failed slides."""
+    return path.exists() and not unfinished_slides(path)
+
+
+def _rescored_ready(rescored: Path, source: Path) -> bool:
+    """A second-stage file is complete and was made from the current first-stage file (a first stage rerun,
+    e.g. after a failed slide, makes the re-scoring stale)."""
+    from ccmct.data.results import read_metadata
+
+    if not _result_ready(rescored) or not source.exists():
+        return False
+    return read_metadata(rescored).get("stage1") == read_metadata(source)
+
+
+def seed_steps(plan: DemoPlan, seed: int, *, progress: bool = True
+               ) -> list[tuple[str, Callable[[], bool], Callable[[], object]]]:
+    """The training / inference / re-scoring steps of one training seed, in order: (name, done?, action).
+
+    Step names of the data seed are the single-seed demo's (``train stage 1 (MEL)``); other seeds' are
+    prefixed ``seed <s>: ``.
+    """
     from ccmct.inference.runner import run_inference
     from ccmct.inference.second_stage import classify_results
     from ccmct.training.classifier import default_start_weights, train_classifier
     from ccmct.training.run import train_detector
+
+    sub, root = plan.for_seed(seed), plan.root
+    prefix = "" if seed == plan.seed else f"seed {seed}: "
+    steps = []
+    for variant in plan.train_variants:
+        steps.append((f"{prefix}train stage 1 ({variant})", lambda v=variant: _model_ready(sub.detector_dir(v)),
+                      lambda v=variant: train_detector(root.path, v, plan.preset, sub.detector_dir(v), seed=seed,
+                                                       num_workers=plan.workers, progress=progress)))
+    for variant in plan.train_variants:
+        steps.append((f"{prefix}train stage 2 ({variant})", lambda v=variant: _model_ready(sub.classifier_dir(v)),
+                      lambda v=variant: train_classifier(root, v, plan.preset, sub.classifier_dir(v),
+                                                         weights_path=default_start_weights(plan.preset,
+                                                                                            sub.detector_dir(v)),
+                                                         seed=seed, num_workers=plan.workers, progress=progress)))
+    for variant in plan.train_variants:
+        for which in ("train", "test"):
+            slides = {name: root.slide_path(name) for name, s in sorted(root.split().items()) if s == which}
+            out, rescored = sub.result_path(variant, which, 1), sub.result_path(variant, which, 2)
+            steps.append((f"{prefix}infer {variant} {which}", lambda o=out: _result_ready(o),
+                          lambda m=sub.detector_dir(variant), s=slides, o=out: run_inference(m, s, o,
+                                                                                             progress=progress)))
+            steps.append((f"{prefix}stage 2 {variant} {which}", lambda r=out, o=rescored: _rescored_ready(o, r),
+                          lambda r=out, o=rescored, c=sub.classifier_dir(variant): classify_results(
+                              c, r, root.wsi_dir, o, progress=progress)))
+    return steps
+
+
+def run_demo(plan: DemoPlan, *, progress: bool = True) -> dict:
+    """Run every step of the demo and write the report; returns the summary (also ``summary.json``).
+
+    Order: the synthetic data (once), then :func:`seed_steps` for every training seed, then the evaluation
+    and ``report.md`` (a step added later, e.g. a viewer export, goes after the report here).
+    """
+    from ccmct.data.synthetic import generate_dataset
 
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     timer = _Timer(plan.out_dir / TIMINGS_FILE)
     root = plan.root
     timer.run("synthetic data", _data_ready(root),
               lambda: generate_dataset(root.path, preset=plan.data_preset, seed=plan.seed, progress=progress))
-    for variant in plan.train_variants:
-        timer.run(f"train stage 1 ({variant})", _model_ready(plan.detector_dir(variant)),
-                  lambda v=variant: train_detector(root.path, v, plan.preset, plan.detector_dir(v), seed=plan.seed,
-                                                   num_workers=plan.workers, progress=progress))
-    for variant in plan.train_variants:
-        timer.run(f"train stage 2 ({variant})", _model_ready(plan.classifier_dir(variant)),
-                  lambda v=variant: train_classifier(root, v, plan.preset, plan.classifier_dir(v),
-                                                     weights_path=default_start_weights(plan.preset, plan.detector_dir(v)),
-                                                     seed=plan.seed, num_workers=plan.workers, progress=progress))
-    split = root.split()
-    for variant in plan.train_variants:
-        for which in ("train", "test"):
-            slides = {name: root.slide_path(name) for name, s in sorted(split.items()) if s == which}
-            out = plan.result_path(variant, which, 1)
-            timer.run(f"infer {variant} {which}", out.exists(),
-                      lambda m=plan.detector_dir(variant), s=slides, o=out: run_inference(m, s, o, progress=progress))
-            rescored = plan.result_path(variant, which, 2)
-            timer.run(f"stage 2 {variant} {which}", rescored.exists(),
-                      lambda r=out, o=rescored, c=plan.classifier_dir(variant): classify_results(c, r, root.wsi_dir, o,
-                                                                 progress=progress))
+    for seed in plan.seeds:
+        for name, done, action in seed_steps(plan, seed, progress=progress):
+            timer.run(name, done(), action)
     from ccmct.demo.report import write_report
 
     start = time.perf_counter()

@@ -153,9 +153,9 @@ def _table4_sections(long: pd.DataFrame, multi: dict, n_seeds: int) -> list[str]
                 n = n_slides[key][train][test]
                 if n_seeds == 1:
                     ci = next(iter(multi["table4_ci"].values()))[key][train][test]
-                    row[test] = f"{_fmt(cells[test])} {_interval(ci)} ({n} slides)"
+                    row[test] = f"{_fmt(cells[test])} {_interval(ci)} ({_slides(n)})"
                 else:
-                    row[test] = f"{_fmt(cells[test])} ± {_fmt(sd[key][train][test])} ({n_seeds} seeds, {n} slides)"
+                    row[test] = f"{_fmt(cells[test])} ± {_fmt(sd[key][train][test])} ({n_seeds} seeds, {_slides(n)})"
             rows.append(row)
         out.append(markdown_table(pd.DataFrame(rows).set_index("train")) + "\n")
     if n_seeds > 1:
@@ -171,6 +171,10 @@ def _table4_sections(long: pd.DataFrame, multi: dict, n_seeds: int) -> list[str]
                                      "F1": f"{_fmt(f1)} {_interval(ci)}"})
         out.append(markdown_table(pd.DataFrame(rows).set_index("seed")) + "\n")
     return out
+
+
+def _slides(n: int) -> str:
+    return f"{n} slide" if n == 1 else f"{n} slides"
 
 
 def _effects_table(effects: list[dict]) -> str:

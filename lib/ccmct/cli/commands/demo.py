@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ccmct.cli.common import add_json, print_json
+from ccmct.cli.common import add_json, check_output, count, print_json, require_data_root
 
 EPILOG = """examples:
   ccmct demo                               # ./ccmct-demo: data, models, results, report.md, summary.json
   ccmct demo --out demo_out --preset smoke # seconds-scale check of the code path (not a useful detector)
-A rerun reuses every finished step (delete a step's output to redo it)."""
+  ccmct demo --seeds 0 1 2                 # one data set, both stages trained with 3 seeds: mean ± sd,
+                                           # paired intervals of the paper's effects (seed 0 = the folder
+                                           # of a single-seed demo; seeds 1, 2 in OUT/seeds/seed-<s>/)
+A rerun reuses every finished step (delete a step's output to redo it); a result file whose metadata lists
+failed or pending slides is an unfinished step and runs again."""
 
 
 def register(subparsers) -> None:
@@ -21,11 +25,16 @@ def register(subparsers) -> None:
     parser.add_argument("--preset", choices=("smoke", "quick", "paper"), default="quick",
                         help="training preset of both stages (default quick: ~20 min on a 2-core CPU)")
     parser.add_argument("--data-preset", choices=("tiny", "demo", "large"), default="demo",
-                        help="synthetic data-set preset (default demo: 8 slides, 5 train / 3 test)")
+                        help="synthetic data-set preset (default demo: 9 slides, 5 train / 4 test, one test "
+                             "slide several 10-HPF windows large)")
     parser.add_argument("--data-root", type=Path, default=None,
                         help="use this data root instead of generating OUT/data")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data and training (default 0)")
-    parser.add_argument("--workers", type=int, default=None, help="DataLoader reader processes (default: auto)")
+    parser.add_argument("--seed", type=count(0), default=0,
+                        help="seed of the data (and of training when --seeds is not given; default 0)")
+    parser.add_argument("--seeds", type=count(0), nargs="+", default=None, metavar="S",
+                        help="training seeds: the training / inference steps run once per seed on the one data "
+                             "set; summary.json gains per_seed, table4_mean, table4_sd and effects")
+    parser.add_argument("--workers", type=count(0), default=None, help="DataLoader reader processes (default: auto)")
     add_json(parser)
     parser.set_defaults(func=_run)
 
@@ -34,17 +43,35 @@ def _run(args) -> int:
     from ccmct.demo import DemoPlan, run_demo
     from ccmct.demo.report import markdown_table
 
+    from ccmct.errors import CcmctError
+
+    if args.data_root is not None:
+        require_data_root(args.data_root, slides=True, databases=True)
+    check_output(args.out, reads=[args.data_root], kind="dir")
+    if args.seeds and len(set(args.seeds)) != len(args.seeds):
+        raise CcmctError(f"--seeds: a seed repeats ({' '.join(map(str, args.seeds))})")
     plan = DemoPlan(out_dir=args.out, preset=args.preset, data_preset=args.data_preset, seed=args.seed,
-                    data_root=args.data_root, workers=args.workers)
+                    data_root=args.data_root, workers=args.workers, seeds=tuple(args.seeds or ()))
     summary = run_demo(plan, progress=not args.json)
     if args.json:
         print_json(summary)
         return 0
     import pandas as pd
 
-    for stage, rows in summary["table4"].items():
-        print(f"\nTable 4, {stage} (paper F1; rows trained on, columns tested on):")
+    several = len(summary["seeds"]) > 1
+    table, what = (summary["table4_mean"], f"mean over seeds {summary['seeds']}") if several else (
+        summary["table4"], f"seed {summary['seeds'][0]}")
+    for stage, rows in table.items():
+        print(f"\nTable 4, {stage} (paper F1, {what}; rows trained on, columns tested on):")
         print(markdown_table(pd.DataFrame(rows).T.rename_axis("train")))
+    for e in summary["effects"]:
+        lo, hi = e["delta_f1_ci"]
+        interval = f"[{lo:+.3f}, {hi:+.3f}]" if lo is not None else "[undefined]"
+        delta = f"{e['delta_f1']:+.3f}" if e["delta_f1"] is not None else "undefined"
+        print(f"{e['effect']}: {delta} {interval} -> {e['verdict']}")
+    for seed, files in summary["failed_slides"].items():
+        for file, slides in files.items():
+            print(f"NOT EVALUATED (seed {seed}, {file}): " + "; ".join(f"{n}: {r}" for n, r in slides.items()))
     print(f"\nchecks: {summary['checks']}")
     print(f"report: {args.out / 'report.md'}")
     return 0

@@ -40,8 +40,11 @@ from ccmct.data.synthetic.tissue import make_tissue_map
 from ccmct.errors import CcmctError
 
 MANIFEST = "synthetic.json"
-GENERATOR_VERSION = 2
-"""Bumped whenever the same seed would give other pixels or labels (a root is only resumed by the same one)."""
+GENERATOR_VERSION = 3
+"""Bumped whenever the same seed would give other pixels or labels (a root is only resumed by the same one).
+3: the ``demo`` preset gained a wide, tissue-sparse test slide."""
+TISSUE_FRACTION = (0.45, 0.68)
+"""(min, max) share of a regular slide covered by tissue."""
 COARSE_UM = 8.0
 """Side of a coarse layout cell, µm."""
 
@@ -154,7 +157,8 @@ def generate_dataset(out_dir: str | os.PathLike[str], *, preset: str = "tiny", s
 
     Args:
         out_dir: the data root to create (created if missing).
-        preset: ``tiny`` (CI, seconds), ``demo`` (about 8 slides of ~8k x 6k px) or ``large`` (~40k x 30k px).
+        preset: ``tiny`` (CI, seconds), ``demo`` (8 slides of 6.4k x 4.8k px and one tissue-sparse test slide
+            of 17.6k x 13.2k px) or ``large`` (~40k x 30k px).
         seed: random seed; the same seed gives the same pixels and annotations.
         mpp: µm per level-0 pixel written into the slides (sizes are physical, so pixels scale with 1/mpp).
         progress: show a progress bar (stderr).
@@ -187,14 +191,20 @@ def generate_dataset(out_dir: str | os.PathLike[str], *, preset: str = "tiny", s
     top = np.random.default_rng(seeds[0])
     library = _library(seeds[1], ppu, spec.stamp_variants)
     n_mitoses = mitosis_counts(top, spec)
-    splits = ["train"] * spec.n_train + ["test"] * spec.n_test
     size_wh = (int(round(spec.width_um * ppu)), int(round(spec.height_um * ppu)))
-    bar = _progress(size_wh[1] * spec.n_slides, progress)
+    wide_wh = (int(round(spec.wide_size_um[0] * ppu)), int(round(spec.wide_size_um[1] * ppu)))
+    # (size, mitoses, seed, tissue fraction) per slide; the wide test slides come last and draw from their own
+    # seeds, so the regular slides are the same with or without them
+    wide_seeds = np.random.SeedSequence([int(seed), 0x5C3C, 1]).spawn(spec.wide_test_slides)
+    plan = [(size_wh, int(n_mitoses[i]), seeds[i + 2], TISSUE_FRACTION) for i in range(spec.n_slides)]
+    plan += [(wide_wh, spec.wide_mitoses, s, spec.wide_tissue_fraction) for s in wide_seeds]
+    splits = ["train"] * spec.n_train + ["test"] * (spec.n_test + spec.wide_test_slides)
+    bar = _progress(sum(wh[1] for wh, *_ in plan), progress)
     records, report = [], {}
     try:
-        for i in range(spec.n_slides):
-            rec, info = _make_slide(root, spec, i, seeds[i + 2], library, int(n_mitoses[i]), size_wh, float(mpp),
-                                    settings, bar)
+        for i, (wh, n_mf, slide_seed, fraction) in enumerate(plan):
+            rec, info = _make_slide(root, spec, i, slide_seed, library, n_mf, wh, float(mpp), settings, bar,
+                                    tissue_fraction=fraction)
             info["split"] = splits[i]
             records.append(rec)
             report[rec.filename] = info
@@ -241,13 +251,16 @@ def read_report(data_root: str | os.PathLike[str]) -> dict:
 
 
 def _make_slide(root: DataRoot, spec: SynthPreset, index: int, seed: np.random.SeedSequence, library,
-                n_mitoses: int, size_wh: tuple[int, int], mpp: float, settings: dict, bar):
-    """Lay out, label and render one slide; returns its :class:`SlideRecord` and report entry."""
+                n_mitoses: int, size_wh: tuple[int, int], mpp: float, settings: dict, bar, *,
+                tissue_fraction: tuple[float, float] = TISSUE_FRACTION):
+    """Lay out, label and render one slide (``size_wh`` level-0 px); returns its :class:`SlideRecord` and
+    report entry."""
     rng = np.random.default_rng(seed)
     ppu = 1.0 / mpp
     factor = max(int(round(COARSE_UM * ppu)), 4)
     tmap = make_tissue_map(rng, size_wh, factor_px=factor, hotspot_sigma_cells=rng.uniform(4.0, 9.0),
-                           blur_probability=spec.blur_probability, stripe_px=int(round(250 * ppu)))
+                           blur_probability=spec.blur_probability, stripe_px=int(round(250 * ppu)),
+                           tissue_fraction=tissue_fraction)
     ratio = np.exp(rng.uniform(*np.log(spec.lookalikes_per_mitosis)))
     n_look = max(int(round(n_mitoses * ratio)), spec.min_lookalikes)
     counts = {k: len(v) for k, v in library.stamps.items()}

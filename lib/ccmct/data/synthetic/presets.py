@@ -31,6 +31,13 @@ class SynthPreset:
         tile_px: TIFF tile side (and strip height) in px.
         jpeg_quality: JPEG quality of the tiles.
         blur_probability: chance per slide of an out-of-focus scanner stripe (Tumorzone class 3).
+        wide_test_slides: extra test slides of ``wide_size_um`` (after the regular ones), several 10-HPF
+            windows large (a window is ~1778 x 1333 µm, original_facts / docs/evaluation.md) so that the
+            mitotic-count hotspot, its location error and the count correlation carry information.
+        wide_size_um: (width, height) of a wide test slide, µm.
+        wide_tissue_fraction: (min, max) share of a wide slide covered by tissue (sparse keeps rendering and
+            inference cheap: the inference skips glass).
+        wide_mitoses: mitotic figures on a wide slide.
     """
 
     name: str
@@ -45,9 +52,14 @@ class SynthPreset:
     tile_px: int = 240
     jpeg_quality: int = 80
     blur_probability: float = 0.4
+    wide_test_slides: int = 0
+    wide_size_um: tuple[float, float] = (0.0, 0.0)
+    wide_tissue_fraction: tuple[float, float] = (0.15, 0.2)
+    wide_mitoses: int = 0
 
     @property
     def n_slides(self) -> int:
+        """Regular slides (train + test), without the wide test slides."""
         return self.n_train + self.n_test
 
 
@@ -57,7 +69,8 @@ SYNTH_PRESETS = MappingProxyType({
                         stamp_variants=64),
     "demo": SynthPreset("demo", n_train=5, n_test=3, width_um=1600.0, height_um=1200.0,
                         mitoses_range=(25, 450), lookalikes_per_mitosis=(0.6, 2.5), min_lookalikes=40,
-                        stamp_variants=240),
+                        stamp_variants=240, wide_test_slides=1, wide_size_um=(4400.0, 3300.0),
+                        wide_mitoses=400),
     "large": SynthPreset("large", n_train=2, n_test=1, width_um=10000.0, height_um=7500.0,
                          mitoses_range=(150, 3000), lookalikes_per_mitosis=(0.5, 2.0), min_lookalikes=100,
                          stamp_variants=320),

@@ -1,7 +1,7 @@
 """Slide-scale layout of a synthetic section: tissue, tumour zone, stroma islands, necrosis, density fields.
 
 Everything here lives on a coarse grid (``factor_px`` level-0 px per cell, ~8 µm). Tissue is an irregular
-union of smooth-noise blobs covering 40–70 % of the slide. The tumour zone and its necrosis and exclusion
+union of smooth-noise blobs covering 45–68 % of the slide (less on the wide, sparse demo test slide). The tumour zone and its necrosis and exclusion
 areas are polygons (level-0 px) exactly as in ``MITOS_WSI_CCMCT_Tumorzone.sqlite``; the coarse masks the
 renderer and the cell layout use are rasterised *from* those polygons, so the database and the pixels agree.
 """
@@ -154,7 +154,7 @@ def _blobs_inside(rng, region: np.ndarray, n: int, radius_cells: tuple[float, fl
 
 def make_tissue_map(rng: np.random.Generator, size_wh: tuple[int, int], *, factor_px: int,
                     hotspot_sigma_cells: float, blur_probability: float = 0.0,
-                    stripe_px: int = 1000) -> TissueMap:
+                    stripe_px: int = 1000, tissue_fraction: tuple[float, float] = (0.45, 0.68)) -> TissueMap:
     """Draw the layout of one slide (see module docstring).
 
     Args:
@@ -164,10 +164,11 @@ def make_tissue_map(rng: np.random.Generator, size_wh: tuple[int, int], *, facto
         hotspot_sigma_cells: spatial scale of the mitotic hot spots, coarse cells.
         blur_probability: chance of one out-of-focus scanner stripe (class 3 'unscharfe scan-area').
         stripe_px: width of a scanner stripe, level-0 px (Aperio: ~1000-2000).
+        tissue_fraction: (min, max) share of the slide covered by tissue, drawn uniformly.
     """
     width, height = size_wh
     shape = (-(-height // factor_px), -(-width // factor_px))
-    tissue = _tissue_mask(rng, shape, rng.uniform(0.45, 0.68))
+    tissue = _tissue_mask(rng, shape, rng.uniform(*tissue_fraction))
     non_tumor = smooth_noise(rng, shape, min(shape) / 9) > rng.uniform(0.6, 1.2)
     tumor_raw = tissue & ~non_tumor
     tumor_raw = ndimage.binary_erosion(tumor_raw, iterations=2)

@@ -1,0 +1,165 @@
+"""The demo over several training seeds: per-seed evaluation with per-slide counts, Table 4 mean and sd,
+slide-bootstrap intervals, and the paper's two effects as paired comparisons (docs/evaluation.md).
+
+The paper's effects (Bertram et al. 2019, Table 4): the second stage improves on the first stage for each
+detector, and training on ODAEL is at least as good as training on MEL in each stage. Each is tested on the
+ODAEL test labels with :func:`ccmct.evaluation.bootstrap.paired_bootstrap` over the test slides and all
+training seeds; it "holds" when the whole 95 % interval of the mean F1 difference lies above 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ccmct.config.dataset import DETECTION_RADIUS_L0
+from ccmct.evaluation.bootstrap import SlideCounts, bootstrap_f1, paired_bootstrap
+
+EFFECT_TEST_LABELS = "ODAEL"
+"""Label set the effects are tested on (the paper's headline column)."""
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+SPLITS = ("train", "test")
+
+
+@dataclass
+class SeedEvaluation:
+    """One training seed's evaluation.
+
+    Attributes:
+        long: :func:`ccmct.evaluation.tables.table4_long` of the seed's result files.
+        counts: (stage, train, test) -> per-slide counts on the test slides at the row's threshold (paper
+            matching); they add up to the row's tp / fp / fn.
+        missing: result file name -> {slide: reason} for slides of its split that it does not hold
+            (failed or pending in its metadata, or simply absent).
+    """
+
+    long: pd.DataFrame
+    counts: dict[tuple[int, str, str], SlideCounts] = field(default_factory=dict)
+    missing: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def evaluate_seed(plan) -> SeedEvaluation:
+    """Table 4 rows, per-slide test counts and missing slides of one seed's plan (``DemoPlan.for_seed``)."""
+    from ccmct.data.results import read_results
+    from ccmct.demo.pipeline import unfinished_slides
+    from ccmct.demo.report import MIN_THRESHOLD
+    from ccmct.evaluation import load_ground_truth, restrict_results, slides_of_split
+    from ccmct.evaluation.f1 import f1_scores
+    from ccmct.evaluation.tables import table4_long
+    from ccmct.types import VARIANTS
+
+    root = plan.root
+    long = table4_long(root, plan.results_dir, variants=VARIANTS, min_threshold=MIN_THRESHOLD)
+    evaluation = SeedEvaluation(long)
+    expected = {split: set(slides_of_split(root, split)) for split in SPLITS}
+    for variant in plan.train_variants:
+        for split in SPLITS:
+            for stage in (1, 2):
+                path = plan.result_path(variant, split, stage)
+                if not path.exists():
+                    continue
+                missing = unfinished_slides(path)
+                absent = expected[split] - set(read_results(path))
+                missing.update({name: "not in the result file" for name in sorted(absent) if name not in missing})
+                if missing:
+                    evaluation.missing[path.name] = missing
+    test_slides = slides_of_split(root, "test")
+    cache: dict = {}
+    for row in long.itertuples():
+        key = (row.stage, row.train)
+        if key not in cache:
+            cache[key] = restrict_results(read_results(plan.result_path(row.train, "test", row.stage)), test_slides)
+        results = cache[key]
+        gt = load_ground_truth(root.database(row.test), slides=list(results))
+        scores = f1_scores(gt, results, threshold=row.threshold, radius_l0=DETECTION_RADIUS_L0)
+        counts = SlideCounts.from_result(scores)
+        if (int(counts.tp.sum()), int(counts.fp.sum()), int(counts.fn.sum())) != (row.tp, row.fp, row.fn):
+            raise RuntimeError(f"per-slide counts of {row.train} stage {row.stage} on {row.test} do not add up to "
+                               "Table 4's (an evaluation bug)")
+        evaluation.counts[(int(row.stage), row.train, row.test)] = counts
+    return evaluation
+
+
+def _nest(values: dict[tuple[int, str, str], object]) -> dict:
+    out: dict = {}
+    for (stage, train, test), value in values.items():
+        out.setdefault(f"stage{stage}", {}).setdefault(train, {})[test] = value
+    return out
+
+
+def _none(value) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def _common(items: list[SlideCounts]) -> list[SlideCounts]:
+    """The counts restricted to the slides all of them hold (a slide failed in one seed drops out of the pair;
+    the demo lists it under ``failed_slides``)."""
+    slides = [s for s in items[0].slides if all(s in item.slides for item in items)]
+    out = []
+    for item in items:
+        index = {name: i for i, name in enumerate(item.slides)}
+        order = np.array([index[s] for s in slides], np.int64)
+        out.append(SlideCounts(tuple(slides), item.tp[order], item.fp[order], item.fn[order]))
+    return out
+
+
+def effect(evaluations: dict[int, SeedEvaluation], name: str, a: tuple[int, str], b: tuple[int, str], *,
+           test: str = EFFECT_TEST_LABELS) -> dict | None:
+    """Paired comparison of cell ``a`` = (stage, train) against ``b`` over every seed holding both."""
+    pairs = [(e.counts[(*a, test)], e.counts[(*b, test)]) for e in evaluations.values()
+             if (*a, test) in e.counts and (*b, test) in e.counts]
+    if not pairs:
+        return None
+    common = _common([c for pair in pairs for c in pair])
+    if not common[0].slides:
+        return None
+    a_list, b_list = common[0::2], common[1::2]
+    paired = paired_bootstrap(a_list, b_list, n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
+    low = paired["delta_f1_ci"][0]
+    return {"effect": name, "a": f"stage {a[0]}, {a[1]}-trained", "b": f"stage {b[0]}, {b[1]}-trained",
+            "test": test, "f1_a": _none(np.nanmean([c.scores()[0] for c in a_list])),
+            "f1_b": _none(np.nanmean([c.scores()[0] for c in b_list])),
+            "delta_f1": paired["delta_f1"], "delta_f1_ci": paired["delta_f1_ci"], "a_wins": paired["a_wins"],
+            "n_seeds": paired["n_seeds"], "n_slides": paired["n_slides"],
+            "verdict": "holds" if low is not None and low > 0 else "not shown"}
+
+
+def paper_effects(evaluations: dict[int, SeedEvaluation]) -> list[dict]:
+    """Second stage vs first stage per detector; ODAEL-trained vs MEL-trained per stage."""
+    trains = sorted({key[1] for e in evaluations.values() for key in e.counts})
+    out = [effect(evaluations, f"second stage vs first stage ({t}-trained)", (2, t), (1, t)) for t in trains]
+    if {"MEL", "ODAEL"} <= set(trains):
+        out += [effect(evaluations, f"ODAEL-trained vs MEL-trained (stage {s})", (s, "ODAEL"), (s, "MEL"))
+                for s in (1, 2)]
+    return [e for e in out if e is not None]
+
+
+def seed_summary(evaluations: dict[int, SeedEvaluation]) -> dict:
+    """The multi-seed part of ``summary.json``: ``seeds``, ``per_seed`` (seed -> Table 4 as ``table4``),
+    ``per_seed_thresholds``, ``table4_mean``, ``table4_sd`` (sample sd over seeds, None with one seed),
+    ``table4_n_slides``, ``table4_ci`` (seed -> cell -> 95 % slide-bootstrap interval of F1), ``effects``,
+    ``failed_slides`` (seed -> result file -> {slide: reason})."""
+    per_seed, thresholds, cis, cells = {}, {}, {}, {}
+    for seed, e in evaluations.items():
+        values, ci, thr = {}, {}, {}
+        for row in e.long.itertuples():
+            key = (int(row.stage), row.train, row.test)
+            values[key] = _none(row.f1)
+            cells.setdefault(key, []).append(row.f1)
+            counts = e.counts[key]
+            ci[key] = bootstrap_f1(counts, n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)["f1_ci"]
+            thr.setdefault(f"stage{row.stage}", {})[row.train] = float(row.threshold)
+        per_seed[str(seed)], cis[str(seed)], thresholds[str(seed)] = _nest(values), _nest(ci), thr
+    mean, sd, n_slides = {}, {}, {}
+    for key, values in cells.items():
+        finite = np.array([v for v in values if v is not None and np.isfinite(v)], np.float64)
+        mean[key] = float(finite.mean()) if len(finite) else None
+        sd[key] = float(finite.std(ddof=1)) if len(finite) > 1 else None
+        n_slides[key] = min(len(e.counts[key]) for e in evaluations.values() if key in e.counts)
+    return {"seeds": [int(s) for s in evaluations], "per_seed": per_seed, "per_seed_thresholds": thresholds,
+            "table4_mean": _nest(mean), "table4_sd": _nest(sd), "table4_n_slides": _nest(n_slides),
+            "table4_ci": cis, "effects": paper_effects(evaluations),
+            "failed_slides": {str(s): e.missing for s, e in evaluations.items() if e.missing}}
