@@ -94,6 +94,12 @@ def _none(value) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
+def _mean_finite(values) -> float | None:
+    """Mean of the defined values (None when none is)."""
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
+
+
 def _common(items: list[SlideCounts]) -> list[SlideCounts]:
     """The counts restricted to the slides all of them hold (a slide failed in one seed drops out of the pair;
     the demo lists it under ``failed_slides``)."""
@@ -120,8 +126,8 @@ def effect(evaluations: dict[int, SeedEvaluation], name: str, a: tuple[int, str]
     paired = paired_bootstrap(a_list, b_list, n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
     low = paired["delta_f1_ci"][0]
     return {"effect": name, "a": f"stage {a[0]}, {a[1]}-trained", "b": f"stage {b[0]}, {b[1]}-trained",
-            "test": test, "f1_a": _none(np.nanmean([c.scores()[0] for c in a_list])),
-            "f1_b": _none(np.nanmean([c.scores()[0] for c in b_list])),
+            "test": test, "f1_a": _mean_finite([c.scores()[0] for c in a_list]),
+            "f1_b": _mean_finite([c.scores()[0] for c in b_list]),
             "delta_f1": paired["delta_f1"], "delta_f1_ci": paired["delta_f1_ci"], "a_wins": paired["a_wins"],
             "n_seeds": paired["n_seeds"], "n_slides": paired["n_slides"],
             "verdict": "holds" if low is not None and low > 0 else "not shown"}
