@@ -23,7 +23,7 @@ def test_case(case, battery_outcome):
 
 @pytest.mark.parametrize("parse, good, bad", [
     (probability, ["0", "1", "0.5", "1e-3"], ["-0.1", "1.01", "nan", "inf", "-inf", "x", ""]),
-    (probability_below_one, ["0", "0.99"], ["1", "1.0", "nan", "2"]),
+    (probability_below_one, ["0", "0.5", "0.985"], ["0.99", "0.995", "1", "1.0", "nan", "2"]),
     (positive_float, ["25", "1e-6"], ["0", "-1", "nan", "inf", "1e400", "x"]),
     (count(1), ["1", "64"], ["0", "-3", "1.5", "x", ""]),
     (count(0), ["0", "2"], ["-1", "two"]),

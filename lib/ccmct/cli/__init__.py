@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     debug = os.environ.get("CCMCT_DEBUG") == "1"
     try:
-        with one_line_warnings(args.command):
+        with one_line_warnings(args.command, every=False):
             return int(args.func(args) or 0)
     except CcmctError as err:
         if debug:

@@ -57,10 +57,14 @@ def probability(text: str) -> float:
 
 
 def probability_below_one(text: str) -> float:
-    """argparse ``type=``: a finite float in [0, 1) (``--min-threshold``: the search needs thresholds above it)."""
+    """argparse ``type=``: a finite float in [0, 1) that leaves the threshold search something to try
+    (``--min-threshold``: :func:`ccmct.evaluation.threshold.paper_thresholds` from it up to 0.98)."""
+    from ccmct.evaluation.threshold import paper_thresholds
+
     value = probability(text)
-    if value >= 1.0:
-        raise argparse.ArgumentTypeError(f"must be below 1 (thresholds from it up to 0.98 are tried), got {text!r}")
+    if value >= 1.0 or not len(paper_thresholds(value)):
+        raise argparse.ArgumentTypeError(f"must be below 1 and leave thresholds to try (the search goes from it "
+                                         f"up to {paper_thresholds(0.0)[-1]:g}), got {text!r}")
     return value
 
 
@@ -155,11 +159,25 @@ def refuse_real_data_root(path: Path, what: str = "--out") -> None:
                                 "write (no synthetic.json); a synthetic data set needs an empty folder")
 
 
-def check_output(target, *, reads=(), kind: str = "file", what: str = "--out"):
-    """The shared output guard (:func:`ccmct.outputs.guard_output`), called by every writing command first."""
-    from ccmct.outputs import guard_output
+def check_output(target, *, reads=(), kind: str = "file", what: str = "--out", results: bool = False):
+    """The shared output guard (:func:`ccmct.outputs.guard_output`), called by every writing command first.
 
-    return guard_output(target, reads=reads, kind=kind, what=what)
+    With ``results=True`` an existing target must itself be a readable result file (a rerun replaces its own
+    earlier result, never some other file that happens to have the name).
+    """
+    from ccmct.outputs import OutputError, guard_output
+
+    path = guard_output(target, reads=reads, kind=kind, what=what)
+    if results and path.is_file():
+        from ccmct.data.results import read_results
+        from ccmct.errors import ResultsError
+
+        try:
+            read_results(path)
+        except ResultsError as err:
+            raise OutputError(path, f"{what} exists and is not a ccmct result file ({err.problem}); refusing to "
+                                    "replace it") from None
+    return path
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
@@ -167,13 +185,20 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 
 @contextlib.contextmanager
-def one_line_warnings(command: str):
-    """Show library warnings as ``ccmct <command>: warning: <message>`` lines on stderr (no source lines)."""
+def one_line_warnings(command: str, *, every: bool = True):
+    """Show warnings as ``ccmct <command>: warning: <message>`` lines on stderr (no source lines).
+
+    Args:
+        command: named in each line.
+        every: show every warning once per place (``simplefilter("default")``); False keeps the active filters
+            (Python's defaults hide other libraries' deprecation notices), as :func:`ccmct.cli.main` does.
+    """
     def show(message, category, filename, lineno, file=None, line=None):
         print(f"ccmct {command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
     with warnings.catch_warnings():
-        warnings.simplefilter("default")
+        if every:
+            warnings.simplefilter("default")
         warnings.showwarning = show
         yield
 

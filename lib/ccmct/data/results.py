@@ -160,7 +160,7 @@ def read_results(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """
     path = Path(path)
     if not path.is_file():
-        raise ResultsError(path, "result file not found")
+        raise ResultsError(path, "is a folder, not a result file" if path.is_dir() else "result file not found")
     if is_authors_format(path):
         return _read_authors(path)
     return _read_primary(path)

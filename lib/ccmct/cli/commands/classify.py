@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     slide_dir = require_folder(args.slide_dir if args.slide_dir is not None else DataRoot(args.data_root).wsi_dir,
                                "slide folder")
     _check_boxes_on_slides(args.results, slide_dir)
-    check_output(second_stage_path(args.results, args.out), reads=[args.model, args.results, slide_dir])
+    check_output(second_stage_path(args.results, args.out), reads=[args.model, args.results, slide_dir],
+                 results=True)
     out = classify_results(args.model, args.results, slide_dir, args.out,
                            combine="geometric_mean" if args.combine else "replace",
                            radius_l0=DETECTION_RADIUS_L0 if args.radius is None else args.radius,

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     require_data_root(args.data_root, slides=True)
     slides = _present_slides(args.data_root, args.split)
     for target in ([] if args.out is None else [args.out]):  # cheap checks first, then the model
-        check_output(target, reads=reads)
+        check_output(target, reads=reads, results=True)
     from ccmct.data.results import result_filename
     from ccmct.inference.detector import InferenceOptions
     from ccmct.inference.runner import run_inference, work_dir_for
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     if out is None:
         out = Path(result_filename(config.variant or args.model.name, args.split))
-        check_output(out, reads=reads)
+        check_output(out, reads=reads, results=True)
     check_output(work_dir_for(out), reads=reads, kind="dir", what="part-file folder")
     options = InferenceOptions(batch_size=args.batch_size, workers=args.workers, all_tiles=args.all_tiles)
     report = run_inference(args.model, slides, out, options=options,
