@@ -240,6 +240,7 @@ def main(argv=None) -> int:
                     "cpu_bf16": os.environ.get("CCMCT_CPU_BF16", "auto"), "shared": args.shared},
     }
     if args.large:
+        (out / "fast_mode.json").write_text(json.dumps(document, indent=1, default=float))  # kept if --large fails
         document["large"] = large_slide(dirs, out, args.large_tiles, args.large_patches, args.workers)
     document["seconds"] = round(time.perf_counter() - started_all, 1)
     text = json.dumps(document, indent=1, default=float)
