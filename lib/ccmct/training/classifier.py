@@ -41,6 +41,7 @@ from ccmct.models.classifier import (
     save_classifier_dir,
 )
 from ccmct.sampling.cells import CELL_CLASSES, PATCH_SIZE_PX, CellPatchDataset, assign_subsets, cell_table
+from ccmct.training import resume
 from ccmct.training.classifier_checkpoint import (
     CHECKPOINT_FILE,
     TrainingState,
@@ -350,6 +351,9 @@ def _fit(learn, preset: ClassifierPreset, out_dir: Path, signature: dict, *, pro
         learn.freeze() if phase == "frozen" else learn.unfreeze()  # both reset the optimiser state
         if done and opt_state:
             learn.opt.load_state_dict(opt_state)
+        if resumed is not None:  # the first phase run after a resume continues the interrupted run's RNGs
+            resume.restore(state.rng, learn)
+            resumed = None
         quiet = (learn.no_bar(), learn.no_logging()) if not progress else (nullcontext(), nullcontext())
         with quiet[0], quiet[1]:
             learn.fit_one_cycle(n_epochs, lr, pct_start=pct_start, start_epoch=done,

@@ -3,8 +3,10 @@
 ``<out_dir>/checkpoint.pt`` (written atomically after every epoch, removed when the run has finished)
 holds the network's state dict, the optimiser state as plain tensors/lists/numbers, and a JSON string
 with the run's signature (variant, preset, start weights, cell counts), the phase and epochs done, and the
-history so far. It is read with ``torch.load(weights_only=True)``. A checkpoint of another run (different
-signature) is refused with a message, never silently mixed in.
+history so far, and the RNG states of :func:`ccmct.training.resume.capture` (torch, numpy, Python, the
+DataLoaders' own generators: the epoch sample and the augmentations repeat), so that a resumed run ends
+bit-identical to an uninterrupted one. It is read with ``torch.load(weights_only=True)``. A checkpoint of
+another run (different signature) is refused with a message, never silently mixed in.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from ccmct.errors import CcmctError
+from ccmct.training import resume
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -36,12 +39,14 @@ class TrainingState:
         steps: per-step loss rows (dicts: phase, loss, smooth_loss).
         phase: the phase of the last finished epoch ('start', 'frozen' or 'unfrozen').
         epochs_done: finished epochs of that phase.
+        rng: RNG states at the last checkpoint (:func:`ccmct.training.resume.capture`), None for a fresh run.
     """
 
     rows: list[dict] = field(default_factory=list)
     steps: list[dict] = field(default_factory=list)
     phase: str = "start"
     epochs_done: int = 0
+    rng: dict | None = None
 
     def done_in(self, phase: str, order: tuple[str, ...]) -> int:
         """Epochs already finished in ``phase`` (all of them if a later phase has started)."""
@@ -75,7 +80,7 @@ def save_checkpoint(out_dir: Path, learn, signature: dict, state: TrainingState)
             "epochs_done": state.epochs_done}
     payload = {"model": {k: v.detach().cpu() for k, v in learn.model.state_dict().items()},
                "opt": _plain(learn.opt.state_dict()) if learn.opt is not None else {},
-               "meta": json.dumps(meta, default=float)}
+               "meta": json.dumps(meta, default=float), "rng": _plain(resume.capture(learn))}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -106,7 +111,7 @@ def load_checkpoint(out_dir: Path, signature: dict) -> tuple[TrainingState, dict
         raise CheckpointMismatch(f"{path}: checkpoint of a different run (other variant, preset, seed, start "
                                  "weights or data); use another --out or delete the file to start over")
     state = TrainingState(rows=meta["rows"], steps=meta["steps"], phase=meta["phase"],
-                          epochs_done=int(meta["epochs_done"]))
+                          epochs_done=int(meta["epochs_done"]), rng=payload.get("rng"))
     return state, payload["model"], payload["opt"]
 
 

@@ -7,6 +7,12 @@ loadable with ``weights_only=True``) atomically. A new run with the same ``--out
 and restarts the interrupted one at its next pseudo-epoch (fastai ``fit_one_cycle(start_epoch=...)``, which
 keeps the one-cycle position). Stages with early stopping end a cycle when the validation patch F1 has not
 improved for ``preset.patience`` pseudo-epochs and restore the best weights of the stage at its end.
+
+Resume is exact: a run killed at any point and resumed ends with weights bit-identical to an uninterrupted
+run on the same machine (tests/training/test_resume_exact.py). The checkpoint also holds the RNG states and the
+CUDA gradient scaler (:mod:`ccmct.training.resume`); the optimiser state is loaded *after* the unit's
+``freeze()`` / ``unfreeze()``, which clear it (fastai), so a unit resumed in its middle keeps its Adam moments;
+a run killed inside a pseudo-epoch repeats that pseudo-epoch with the same patch draws.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from fastai.callback.core import Callback, CancelFitException
 
 from ccmct.config.presets import DetectorPreset, Stage
 from ccmct.errors import CcmctError
+from ccmct.training import resume
 
 __all__ = ["CHECKPOINT_DIR", "ScheduleCallback", "load_state", "run_schedule", "units"]
 
@@ -87,7 +94,7 @@ def load_state(out_dir: Path, config_dict: dict) -> dict | None:
 def _new_state(config_dict: dict) -> dict:
     return {"config": config_dict, "unit": 0, "epoch_in_unit": 0, "global_epoch": 0, "stage_best": None,
             "stage_best_epoch": -1, "wait": 0, "stage_of_best": -1, "history": [], "model": None, "opt": None,
-            "best_model": None, "initial": None}
+            "best_model": None, "initial": None, "rng": None}
 
 
 class ScheduleCallback(Callback):
@@ -99,6 +106,12 @@ class ScheduleCallback(Callback):
                  patience: int, checkpoint: Path | None):
         self.state, self.unit, self.stage_index, self.stage = state, unit, stage_index, stage
         self.start_epoch, self.patience, self.checkpoint = start_epoch, patience, checkpoint
+
+    def before_fit(self):
+        # after fastai's MixedPrecision (order 10) made a fresh gradient scaler: a unit resumed in its middle
+        # continues with the scaler of the interrupted run
+        if self.start_epoch > 0:
+            resume.restore_scaler(self.learn, self.state.get("rng"))
 
     def before_epoch(self):
         if self.epoch >= self.start_epoch:
@@ -132,6 +145,7 @@ class ScheduleCallback(Callback):
             return
         self.state["model"] = _unwrap(self.model).state_dict()
         self.state["opt"] = self.learn.opt.state_dict()
+        self.state["rng"] = resume.capture(self.learn)
         _atomic_save(_plain(self.state), self.checkpoint)
         self.state["model"] = self.state["opt"] = None
 
@@ -146,10 +160,10 @@ def run_schedule(run, out_dir: Path, *, is_main: bool = True) -> dict:
     learn, preset = run.learn, run.preset
     config_dict = run.config.to_dict()
     state = load_state(out_dir, config_dict) or _new_state(config_dict)
+    opt_state = None
     if state["model"] is not None:
         _unwrap(learn.model).load_state_dict(state["model"])
-        learn.create_opt()
-        learn.opt.load_state_dict(state["opt"])
+        opt_state = state["opt"]
         state["model"] = state["opt"] = None
     checkpoint = Path(out_dir) / CHECKPOINT_DIR / STATE_FILE if is_main else None
     if state.get("initial") is None:
@@ -158,8 +172,17 @@ def run_schedule(run, out_dir: Path, *, is_main: bool = True) -> dict:
     for unit, (stage_index, stage) in enumerate(plan):
         if unit < state["unit"]:
             continue
-        learn.freeze() if stage.frozen else learn.unfreeze()
+        learn.freeze() if stage.frozen else learn.unfreeze()  # fastai: both clear the optimiser state
+        # Drop stale gradients: fastai's optimiser steps every parameter whose .grad is not None, so a backbone
+        # frozen after an unfrozen unit would still be weight-decayed through its zeroed gradients, in an
+        # uninterrupted run but not in a resumed one (whose parameters start without .grad).
+        learn.model.zero_grad(set_to_none=True)
         start = state["epoch_in_unit"] if unit == state["unit"] else 0
+        if opt_state is not None:  # the first unit of a resumed run: its RNGs, and its Adam moments if started
+            if start > 0:
+                learn.opt.load_state_dict(opt_state)
+            resume.restore(state.get("rng"), learn)
+            opt_state = None
         if start < stage.epochs and not (stage.early_stopping and state["wait"] >= preset.patience and start > 0):
             lr = stage.lr_max if stage.frozen else slice(stage.lr_max * stage.backbone_lr_factor, stage.lr_max)
             cb = ScheduleCallback(state, unit=unit, stage_index=stage_index, stage=stage, start_epoch=start,
