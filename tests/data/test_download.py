@@ -326,5 +326,7 @@ def test_cli_rejects_unknown_slide(tmp_path, capsys):
 
 
 def test_cli_synthetic_passes_the_preset_to_the_generator(tmp_path, capsys):
-    assert main(["setup", "--data-root", str(tmp_path / "syn"), "--synthetic", "huge"]) == 2
-    assert "unknown synthetic preset 'huge'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # refused at the boundary, before anything is written
+        main(["setup", "--data-root", str(tmp_path / "syn"), "--synthetic", "huge"])
+    assert info.value.code == 2 and "invalid choice: 'huge'" in capsys.readouterr().err
+    assert not (tmp_path / "syn").exists()
