@@ -48,6 +48,29 @@ from ccmct.inference.second_stage import classify_results  # noqa: E402
 from ccmct.models.io import load_model_dir  # noqa: E402
 
 
+def strict(value):
+    """``value`` with every NaN / infinite float replaced by None (strict JSON: an undefined F1 is null)."""
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def flops(model: torch.nn.Module, shape: tuple[int, ...]) -> float:
     """FLOPs of one forward on a zero batch of ``shape`` (FlopCounterMode: a multiply-add = 2 FLOPs)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -235,21 +258,21 @@ def main(argv=None) -> int:
         "paper": paper, "fast": fast,
         "per_slide_s": {"paper": paper["total_s"] / len(test_slides), "fast": fast["total_s"] / len(test_slides)},
         "training_seconds": train_seconds,
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(),
                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                     "cpu_bf16": os.environ.get("CCMCT_CPU_BF16", "auto"), "shared": args.shared},
     }
     if args.large:
-        (out / "fast_mode.json").write_text(json.dumps(document, indent=1, default=float))  # kept if --large fails
+        (out / "fast_mode.json").write_text(json.dumps(strict(document), indent=1, allow_nan=False))  # kept if --large fails
         document["large"] = large_slide(dirs, out, args.large_tiles, args.large_patches, args.workers)
     document["seconds"] = round(time.perf_counter() - started_all, 1)
-    text = json.dumps(document, indent=1, default=float)
+    text = json.dumps(strict(document), indent=1, allow_nan=False)
     (out / "fast_mode.json").write_text(text)
     if args.json:
         print(text)
     else:
-        print(f"F1 fast {document['f1_fast']:.3f} vs paper {document['f1_paper']:.3f}, delta {document['delta_f1']} "
-              f"{document['delta_f1_ci']}; FLOPs x{document['flops_ratio']:.1f}, wall x{document['wall_ratio']:.1f}")
+        print(f"F1 fast {document['f1_fast']} vs paper {document['f1_paper']}, delta {document['delta_f1']} "
+              f"{document['delta_f1_ci']}; FLOPs x{document['flops_ratio']}, wall x{document['wall_ratio']}")
     return 0
 
 
