@@ -13,8 +13,8 @@ EPILOG = """examples:
   ccmct infer --model models/ODAEL --data-root data --split train --out results/RetinaNet-ODAEL-train.npz
   ccmct infer --model models/ODAEL --data-root data --split test --out authors-style.p.bz2 --all-tiles
   torchrun --nproc_per_node=4 --no-python ccmct infer --model models/ODAEL --data-root data --split test
-  ccmct infer --mode fast --model models/Candidate-ODAEL --classifier models/CellClassifier-ODAEL \
-      --data-root data --split test --out results/Fast-ODAEL-test.npz
+  ccmct infer --mode fast --model models/Candidate-ODAEL --classifier models/CellClassifier-ODAEL
+              --data-root data --split test --out results/Fast-ODAEL-test.npz   (docs/fast_mode.md)
 
 A rerun with the same --out skips slides finished earlier (kept in <out>.parts/). Exit code 0: every slide
 done; 1: some slides were missing or unreadable (listed; the others are in the result file); 2: bad input.
