@@ -80,3 +80,17 @@ def test_effect_uses_the_slides_every_seed_holds():
     partial.counts[(2, "MEL", "ODAEL")] = three
     effects = {e["effect"]: e for e in seed_summary({0: full, 1: partial})["effects"]}
     assert effects["second stage vs first stage (MEL-trained)"]["n_slides"] == 3
+
+
+def test_a_cell_without_any_slide_has_no_interval_and_no_effect():
+    """Every test slide of one result file failed: the cell keeps 0 slides, no interval, and the effects that
+    need it are left out instead of being computed on nothing."""
+    empty = SlideCounts((), np.zeros(0), np.zeros(0), np.zeros(0))
+    broken = _seed(0)
+    broken.counts[(1, "ODAEL", "ODAEL")] = empty
+    summary = seed_summary({0: _seed(0), 1: broken})
+    assert summary["table4_ci"]["1"]["stage1"]["ODAEL"]["ODAEL"] == [None, None]
+    assert summary["table4_n_slides"]["stage1"]["ODAEL"]["ODAEL"] == 0
+    names = {e["effect"] for e in summary["effects"]}
+    assert "ODAEL-trained vs MEL-trained (stage 1)" not in names
+    assert "second stage vs first stage (MEL-trained)" in names

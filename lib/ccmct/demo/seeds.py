@@ -156,7 +156,8 @@ def seed_summary(evaluations: dict[int, SeedEvaluation]) -> dict:
             values[key] = _none(row.f1)
             cells.setdefault(key, []).append(row.f1)
             counts = e.counts[key]
-            ci[key] = bootstrap_f1(counts, n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)["f1_ci"]
+            ci[key] = (bootstrap_f1(counts, n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)["f1_ci"]
+                       if len(counts) else [None, None])  # every test slide failed: no interval
             thr.setdefault(f"stage{row.stage}", {})[row.train] = float(row.threshold)
         per_seed[str(seed)], cis[str(seed)], thresholds[str(seed)] = _nest(values), _nest(ci), thr
     mean, sd, n_slides = {}, {}, {}

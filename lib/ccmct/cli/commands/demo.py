@@ -52,7 +52,14 @@ def _run(args) -> int:
         raise CcmctError(f"--seeds: a seed repeats ({' '.join(map(str, args.seeds))})")
     plan = DemoPlan(out_dir=args.out, preset=args.preset, data_preset=args.data_preset, seed=args.seed,
                     data_root=args.data_root, workers=args.workers, seeds=tuple(args.seeds or ()))
-    summary = run_demo(plan, progress=not args.json)
+    if args.json:  # stdout carries the one JSON document: the training loggers' epoch rows go to stderr
+        import contextlib
+        import sys
+
+        with contextlib.redirect_stdout(sys.stderr):
+            summary = run_demo(plan, progress=False)
+    else:
+        summary = run_demo(plan, progress=True)
     if args.json:
         print_json(summary)
         return 0
