@@ -119,9 +119,11 @@ def resolve_thresholds(plan: ViewerPlan, gt_db: Path) -> list[float]:
     """One threshold per result file, given or chosen on training results (``optimize_threshold``)."""
     n = len(plan.results)
     if plan.optimize_on:
-        if len(plan.optimize_on) not in (1, n) or (len(plan.optimize_on) == 1 and n > 1):
+        if len(plan.optimize_on) != n:
             raise CcmctError(f"--optimize-on needs one training result file per --results file ({n}), "
                              f"got {len(plan.optimize_on)}")
+        if not 0.0 <= plan.min_threshold < 1.0:
+            raise CcmctError(f"--min-threshold {plan.min_threshold!r} is outside [0, 1)")
         from ccmct.data.results import read_results
         from ccmct.evaluation.ground_truth import load_ground_truth
         from ccmct.evaluation.threshold import optimize_threshold
