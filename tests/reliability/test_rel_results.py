@@ -50,3 +50,14 @@ def test_the_authors_files_pass_every_check(authors_results_dir):
     for path in files[:4]:
         results = read_results(path)
         assert results and all(b.shape[1] == 6 for b in results.values())
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "a/b.svs", "..", ""])
+def test_slide_names_are_plain_file_names(tmp_path, name):
+    import bz2
+    import pickle
+
+    path = tmp_path / "r.p.bz2"
+    path.write_bytes(bz2.compress(pickle.dumps({name: [np.array([1.0, 1, 50, 50, 0, 0.5])]})))
+    with pytest.raises(ResultsError, match="is not a plain file name"):
+        read_results(path)

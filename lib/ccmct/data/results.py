@@ -307,8 +307,16 @@ def _read_primary(path: Path) -> dict[str, np.ndarray]:
             raise ResultsError(path, "inconsistent arrays (slides/offsets/boxes do not fit together)")
         if len(set(slides.tolist())) != len(slides):
             raise ResultsError(path, "a slide is listed twice")
-        return {str(name): as_detections(boxes[offsets[i]:offsets[i + 1]], path=path, slide=str(name))
+        return {_slide_name(path, name): as_detections(boxes[offsets[i]:offsets[i + 1]], path=path, slide=str(name))
                 for i, name in enumerate(slides)}
+
+
+def _slide_name(path: Path, name) -> str:
+    """A slide key is a plain file name (it is joined to a slide folder later): no folders, no ``..``."""
+    name = str(name)
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise ResultsError(path, f"slide name {name!r} is not a plain file name")
+    return name
 
 
 # ---------------------------------------------------------------------------------------------- authors'
@@ -332,7 +340,7 @@ def _read_authors(path: Path) -> dict[str, np.ndarray]:
         raise ResultsError(path, f"not a readable bz2 result pickle ({type(err).__name__}: {detail})") from None
     if not isinstance(payload, dict):
         raise ResultsError(path, f"expected a dict slide -> detections, got {type(payload).__name__}")
-    return {str(name): _authors_slide(path, str(name), rows) for name, rows in payload.items()}
+    return {_slide_name(path, name): _authors_slide(path, str(name), rows) for name, rows in payload.items()}
 
 
 def _authors_slide(path: Path, name: str, rows) -> np.ndarray:
