@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ccmct.config.dataset import DETECTION_RADIUS_L0
 from ccmct.evaluation.bootstrap import SlideCounts, bootstrap_f1, paired_bootstrap
 
 EFFECT_TEST_LABELS = "ODAEL"
@@ -31,7 +30,7 @@ class SeedEvaluation:
     Attributes:
         long: :func:`ccmct.evaluation.tables.table4_long` of the seed's result files.
         counts: (stage, train, test) -> per-slide counts on the test slides at the row's threshold (paper
-            matching); they add up to the row's tp / fp / fn.
+            matching; ``table4_long(..., slide_counts=True)``); they add up to the row's tp / fp / fn.
         missing: result file name -> {slide: reason} for slides of its split that it does not hold
             (failed or pending in its metadata, or simply absent).
     """
@@ -46,14 +45,13 @@ def evaluate_seed(plan) -> SeedEvaluation:
     from ccmct.data.results import read_results
     from ccmct.demo.pipeline import unfinished_slides
     from ccmct.demo.report import MIN_THRESHOLD
-    from ccmct.evaluation import load_ground_truth, restrict_results, slides_of_split
-    from ccmct.evaluation.f1 import f1_scores
+    from ccmct.evaluation import slides_of_split
     from ccmct.evaluation.tables import table4_long
     from ccmct.types import VARIANTS
 
     root = plan.root
-    long = table4_long(root, plan.results_dir, variants=VARIANTS, min_threshold=MIN_THRESHOLD)
-    evaluation = SeedEvaluation(long)
+    long = table4_long(root, plan.results_dir, variants=VARIANTS, min_threshold=MIN_THRESHOLD, slide_counts=True)
+    evaluation = SeedEvaluation(long.drop(columns=["slide_counts", "strict_slide_counts"]))
     expected = {split: set(slides_of_split(root, split)) for split in SPLITS}
     for variant in plan.train_variants:
         for split in SPLITS:
@@ -66,20 +64,8 @@ def evaluate_seed(plan) -> SeedEvaluation:
                 missing.update({name: "not in the result file" for name in sorted(absent) if name not in missing})
                 if missing:
                     evaluation.missing[path.name] = missing
-    test_slides = slides_of_split(root, "test")
-    cache: dict = {}
     for row in long.itertuples():
-        key = (row.stage, row.train)
-        if key not in cache:
-            cache[key] = restrict_results(read_results(plan.result_path(row.train, "test", row.stage)), test_slides)
-        results = cache[key]
-        gt = load_ground_truth(root.database(row.test), slides=list(results))
-        scores = f1_scores(gt, results, threshold=row.threshold, radius_l0=DETECTION_RADIUS_L0)
-        counts = SlideCounts.from_result(scores)
-        if (int(counts.tp.sum()), int(counts.fp.sum()), int(counts.fn.sum())) != (row.tp, row.fp, row.fn):
-            raise RuntimeError(f"per-slide counts of {row.train} stage {row.stage} on {row.test} do not add up to "
-                               "Table 4's (an evaluation bug)")
-        evaluation.counts[(int(row.stage), row.train, row.test)] = counts
+        evaluation.counts[(int(row.stage), row.train, row.test)] = row.slide_counts
     return evaluation
 
 
