@@ -17,7 +17,7 @@ from ccmct.config.paths import DataRoot, write_split
 from ccmct.data.sliderunner import AnnotationType, SlideRunnerDB
 from ccmct.data.stats import table1, table1_totals, tumor_pixels
 from ccmct.data.svs_writer import write_svs
-from ccmct.errors import FileProblem
+from ccmct.errors import DatabaseError, FileProblem
 
 # MPP for the real tumor-zone polygons. The paper says 0.25 µm/px, but the authors' HPF crop sizes
 # (4962 x 3721 px for 5 HPF etc., original_facts.md §2.4) are reproduced exactly only with the slides'
@@ -106,7 +106,7 @@ def test_cli_stats_json_on_the_real_tumorzone(real_tumorzone_root, capsys):
 def test_cli_stats_bad_input_is_one_line(tmp_path, capsys):
     assert main(["stats", "--data-root", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("ccmct stats: error: ") and "no SlideRunner database" in err[0]
+    assert len(err) == 1 and err[0].startswith("ccmct stats: error: ") and "databases" in err[0]
     with pytest.raises(SystemExit):
         main(["stats", "--data-root", str(tmp_path), "--mpp", "-1"])
 
@@ -147,6 +147,8 @@ def built_root(tmp_path_factory):
             for name, per_class in per_slide.items():
                 _cells(db, db.add_slide(name), per_class)
     with SlideRunnerDB.create(root.database("Tumorzone")) as db:
+        for name in ("Tumorzone", "Nekrosezone", "unscharfe scan-area"):
+            db.add_class(name)
         s1 = db.add_slide("s1.svs")
         db.add_annotation(s1, AnnotationType.POLYGON, [[0, 0], [1999, 0], [1999, 999], [0, 999]], TUMORZONE_CLASS)
         db.add_annotation(s1, AnnotationType.POLYGON, [[0, 0], [999, 0], [999, 999], [0, 999]], 3)
@@ -191,6 +193,7 @@ def test_area_uses_the_slides_own_mpp_when_present(built_root, tmp_path):
     only_s1 = tmp_path / "root"
     (only_s1 / "databases").mkdir(parents=True)
     with SlideRunnerDB.create(only_s1 / "databases" / "MITOS_WSI_CCMCT_Tumorzone.sqlite") as db:
+        db.add_class("Tumorzone")
         s1 = db.add_slide("s1.svs")
         db.add_annotation(s1, AnnotationType.POLYGON, [[0, 0], [1999, 0], [1999, 999], [0, 999]], 1)
     (only_s1 / "WSI").symlink_to(root.wsi_dir)
@@ -202,6 +205,7 @@ def test_area_uses_the_slides_own_mpp_when_present(built_root, tmp_path):
 def test_short_polygon_is_skipped_with_a_warning(tmp_path):
     path = tmp_path / "databases" / "MITOS_WSI_CCMCT_Tumorzone.sqlite"
     with SlideRunnerDB.create(path) as db:
+        db.add_class("Tumorzone")
         s1 = db.add_slide("s1.svs", 1000, 1000)
         db.add_annotation(s1, AnnotationType.POLYGON, [[0, 0], [639, 0], [639, 639], [0, 639]], 1)
     con = sqlite3.connect(path)  # a degenerate 2-vertex 'polygon' as found in hand-made files
@@ -216,3 +220,60 @@ def test_short_polygon_is_skipped_with_a_warning(tmp_path):
     assert any("polygon with fewer than 3 vertices" in str(w.message) and str(path) in str(w.message)
                for w in caught)
     assert table.loc[0, "tumor_area_mm2"] == pytest.approx(640 * 640 / 1e6, rel=0.02)
+
+
+# ------------------------------------------------------------------------------------------ the authors' method
+def _zone_db(path, polygons, *, classes=("Nekrosezone", "Tumorzone"), size=None):
+    """A tumor-zone database whose class named 'Tumorzone' is uid 2 (not 1): found by name, not by number."""
+    with SlideRunnerDB.create(path) as db:
+        for name in classes:
+            db.add_class(name)
+        slide = db.add_slide("s1.svs", *(size or (None, None)))
+        for class_id, vertices in polygons:
+            db.add_annotation(slide, AnnotationType.POLYGON, vertices, class_id)
+    return path
+
+
+def test_with_the_slide_the_class_named_tumorzone_is_filled_with_truncated_coordinates(tmp_path):
+    root = DataRoot(tmp_path)
+    # level 0 2048 x 1024 -> lowest level 512 x 256 (downsample 4). Top-left vertices at 4 * k + 3 land on
+    # canvas k + 0.75: truncated to k (the authors' np.int32), rounded they would give k + 1 (1 px less a side)
+    # (PIL happens to floor float vertices as well; the explicit truncation keeps the authors' rule regardless)
+    tumor = [[3, 3], [1200, 3], [1200, 800], [3, 800]]
+    necrosis = [[403, 403], [600, 403], [600, 600], [403, 600]]
+    _zone_db(root.database("Tumorzone"), [(2, tumor), (1, necrosis)])
+    write_svs(root.slide_path("s1.svs"), np.full((1024, 2048, 3), 240, np.uint8), mpp=0.25, compression="zlib")
+    row = table1(root.path).iloc[0]
+    # canvas (truncated): tumor x 0..300, y 0..200 = 301 x 201 px; necrosis x 100..150 = 51 x 51 px cleared
+    assert row["tumor_area_mm2"] == pytest.approx((301 * 201 - 51 * 51) * (4 * 0.25) ** 2 / 1e6, rel=1e-12)
+    assert row["mpp"] == pytest.approx(0.25)
+
+
+def test_without_the_slide_the_extent_raster_is_used(tmp_path):
+    root = DataRoot(tmp_path)
+    _zone_db(root.database("Tumorzone"), [(2, [[0, 0], [3199, 0], [3199, 3199], [0, 3199]])], size=(4000, 4000))
+    row = table1(root.path, mpp=0.25).iloc[0]
+    assert row["tumor_area_mm2"] == pytest.approx(3200 * 3200 * 0.25 ** 2 / 1e6, rel=0.02)
+
+
+def test_a_database_without_a_tumorzone_class_is_refused(tmp_path):
+    root = DataRoot(tmp_path)
+    _zone_db(root.database("Tumorzone"), [(1, [[0, 0], [99, 0], [99, 99]])], classes=("Mitotic figure",),
+             size=(1000, 1000))
+    with pytest.raises(DatabaseError, match=r"Tumorzone\.sqlite: no class named 'Tumorzone'.*1 'Mitotic figure'"):
+        table1(root.path, mpp=0.25)
+
+
+def test_self_intersecting_and_outside_polygons_warn_and_say_what_was_done(tmp_path):
+    root = DataRoot(tmp_path)
+    bow_tie = [[0, 0], [800, 800], [800, 0], [0, 800]]               # crosses itself at (400, 400)
+    outside = [[-400, 100], [1500, 100], [1500, 700], [-400, 700]]  # beyond the 1024 x 1024 slide
+    _zone_db(root.database("Tumorzone"), [(2, bow_tie), (2, outside)])
+    write_svs(root.slide_path("s1.svs"), np.full((1024, 1024, 3), 240, np.uint8), mpp=0.25, compression="zlib")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        row = table1(root.path).iloc[0]
+    messages = [str(w.message) for w in caught]
+    assert any("1 polygon(s) intersect themselves" in m and "filled as drawn" in m for m in messages), messages
+    assert any("reach outside the slide" in m and "clipped to the slide" in m for m in messages), messages
+    assert 0 < row["tumor_area_mm2"] <= 1024 * 1024 * 0.25 ** 2 / 1e6

@@ -16,6 +16,10 @@ int), color [r, g, b]} (absent for agreed class 0, i.e. unclassified), ``slide``
 ``anno_id``. QuPath attaches a GeoJSON file to the image that is open, so export one slide per file
 (``slide=``) for QuPath; without it the file holds every slide, told apart by ``properties.slide``.
 
+Content is checked, not trusted: annotations with NULL / NaN / non-numeric coordinates, polygons with fewer than 3
+vertices and points outside their slide are left out with a warning (:mod:`ccmct.data.sliderunner`), so the
+JSON stays valid; polygons that intersect themselves are exported unchanged, with one warning.
+
 Both writers are atomic (temporary file, then rename).
 
 Example:
@@ -35,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ccmct import jsonable
-from ccmct.data.sliderunner import AnnotationType, SlideRunnerDB
+from ccmct.data.sliderunner import AnnotationType, SlideRunnerDB, self_intersecting
 
 COCO_INFO = {
     "description": "Large-Scale Mitotic Figure Dataset for Canine Cutaneous Mast Cell Tumors (MITOS_WSI_CMCT)",
@@ -88,7 +92,9 @@ def to_coco(db_path: str | os.PathLike[str], *, box_size_l0: float = 50,
         slides = db.slides()
         categories = [{"id": int(u), "name": str(n)} for u, n in db.class_names().items()]
         spots = db.spots()
-        shapes = [a for uid in slides["uid"] for a in db.slide_annotations(int(uid), types=_SHAPES)]
+        shapes = [a for uid in slides["uid"]
+                  for a in db.slide_annotations(int(uid), types=_SHAPES, check_polygons=False)]
+    _warn_self_intersecting(db_path, shapes, "their COCO area is the shoelace value of the outline as drawn")
     annotations = _coco_spots(spots, box_size_l0) + [_coco_shape(a) for a in shapes]
     unclassified = [a for a in annotations if a["category_id"] == 0]
     if unclassified:
@@ -174,16 +180,27 @@ def to_geojson(db_path: str | os.PathLike[str], *, slide: str | None = None) -> 
             slides = slides[slides["uid"] == db.find_slide(slide)]
         names = dict(zip(slides["uid"].astype(int), slides["filename"]))
         classes = {cid: _classification(cid, name) for cid, name in db.class_names().items()}
-        features = []
+        features, shapes = [], []
         for uid in names:
             spots = db.spots(uid)
             features += [_feature({"type": "Point", "coordinates": [int(x), int(y)]}, int(a), int(c), names[uid],
                                   classes)
                          for a, x, y, c in spots[["anno_id", "x", "y", "agreed_class"]].itertuples(index=False)]
+            slide_shapes = db.slide_annotations(uid, types=_SHAPES, check_polygons=False)
+            shapes += slide_shapes
             features += [_feature(_shape_geometry(a), a.uid, a.agreed_class, names[uid], classes)
-                         for a in db.slide_annotations(uid, types=_SHAPES)]
+                         for a in slide_shapes]
+    _warn_self_intersecting(db_path, shapes, "QuPath shows them as drawn")
     features.sort(key=lambda f: f["properties"]["anno_id"])
     return {"type": "FeatureCollection", "features": features}
+
+
+def _warn_self_intersecting(db_path, shapes, consequence: str) -> None:
+    """One warning for every polygon of the export that crosses itself: written unchanged (valid JSON)."""
+    crossing = self_intersecting([a for a in shapes if a.type == AnnotationType.POLYGON])
+    if crossing:
+        warnings.warn(f"{db_path}: {len(crossing)} polygon(s) intersect themselves (first uid {crossing[0]}); "
+                      f"exported unchanged, {consequence}", stacklevel=3)
 
 
 def _classification(class_id: int, name: str) -> dict:

@@ -240,11 +240,12 @@ class SlideRunnerDB:
         database stores ``orderIdx = 1`` for every vertex, its polygons are in insertion order.
         """
         where, params = ("WHERE slide = ?", (slide,)) if slide is not None else ("", ())
-        return self._query(
+        coords = self._query(
             "SELECT annoId AS anno_id, orderIdx AS \"order\", coordinateX AS x, coordinateY AS y "
             f"FROM Annotations_coordinates {where} ORDER BY annoId, orderIdx, uid",
             params,
         )
+        return _drop_bad_coordinates(coords, self.path, whole_annotations=True)
 
     def labels(self, slide: int | None = None) -> pd.DataFrame:
         """Columns: uid, anno_id, person, class_id, order (1 = first label given to that annotation)."""
@@ -259,18 +260,27 @@ class SlideRunnerDB:
         df["order"] = df.groupby("anno_id").cumcount() + 1
         return df
 
-    def spots(self, slide: int | None = None, classes: Iterable[int] | None = None) -> pd.DataFrame:
+    def spots(self, slide: int | None = None, classes: Iterable[int] | None = None, *,
+              types: Iterable[int] | None = (AnnotationType.SPOT, AnnotationType.SPECIAL_SPOT)) -> pd.DataFrame:
         """Point annotations as the cell consumers read them: the first vertex of each annotation.
 
         Args:
             slide: slide uid, or None for all slides.
             classes: keep these ``agreedClass`` values only.
+            types: annotation types read (default spots and special spots; None: every type, e.g. the
+                evaluation's ground truth, which takes the first vertex of any annotation).
 
         Returns:
-            DataFrame with columns anno_id, slide, type, x, y (level-0 px), agreed_class. Annotations without
-            any coordinate are left out with a warning naming the database.
+            DataFrame with columns anno_id, slide, type, x, y (level-0 px, int64), agreed_class. Checked, not
+            trusted — left out, with one warning per problem naming the database, the count and the first uid:
+            annotations without any coordinate; with a NULL, NaN, infinite or non-numeric first vertex; outside
+            their slide (negative, or beyond the ``Slides`` table's width / height where it records them).
         """
-        where, params = ["type IN (1, 4)"], []
+        where, params = ["1"], []
+        if types is not None:
+            kinds = [int(t) for t in types]
+            where.append(f"type IN ({', '.join('?' * len(kinds))})")
+            params.extend(kinds)
         if slide is not None:
             where.append("slide = ?")
             params.append(slide)
@@ -290,10 +300,12 @@ class SlideRunnerDB:
             coord_params,
         ).drop_duplicates("anno_id", keep="first")
         df = annos.merge(first, on="anno_id", how="left")[["anno_id", "slide", "type", "x", "y", "agreed_class"]]
-        return _drop_without_coordinates(df, self.path)
+        df = _drop_without_coordinates(df, self.path)
+        return _drop_outside_slides(df, self.slides(), self.path)
 
     # ------------------------------------------------------------------ reading: objects
-    def slide_annotations(self, slide: int, *, types: Iterable[int] | None = None) -> list[Annotation]:
+    def slide_annotations(self, slide: int, *, types: Iterable[int] | None = None,
+                          check_polygons: bool = True) -> list[Annotation]:
         """All annotations of a slide as :class:`Annotation` objects (vertices in order, labels in order).
 
         Args:
@@ -301,8 +313,10 @@ class SlideRunnerDB:
             types: keep only these :class:`AnnotationType` values (default: all).
 
         Annotations that cannot be drawn are skipped with one warning naming the database and the first
-        uid: no coordinates at all, a polygon with fewer than 3 vertices, a rectangle or circle without
-        exactly 2. (Writing such an annotation raises instead, see :meth:`add_annotation`.)
+        uid: no coordinates at all, a NULL / NaN / infinite / non-numeric coordinate, a polygon with fewer
+        than 3 vertices, a rectangle or circle without exactly 2. (Writing such an annotation raises instead,
+        see :meth:`add_annotation`.) Polygons that intersect themselves are kept as drawn, with a warning
+        unless ``check_polygons=False`` (callers that aggregate the warning over slides: exports, Table 1).
         """
         annos = self.annotations(slide)
         coords = self.coordinates(slide)
@@ -329,6 +343,10 @@ class SlideRunnerDB:
         for problem, uids in skipped.items():
             warnings.warn(f"{self.path}: {len(uids)} annotation(s) skipped: {problem} (first uid {uids[0]})",
                           stacklevel=2)
+        crossing = self_intersecting([a for a in out if a.type == AnnotationType.POLYGON]) if check_polygons else []
+        if crossing:
+            warnings.warn(f"{self.path}: {len(crossing)} polygon(s) intersect themselves (first uid {crossing[0]}); "
+                          "kept as drawn", stacklevel=2)
         return out
 
     # ------------------------------------------------------------------ writing
@@ -413,6 +431,28 @@ _NEEDED_VERTICES = {AnnotationType.SPOT: 1, AnnotationType.SPECIAL_SPOT: 1, Anno
                     AnnotationType.CIRCLE: 2, AnnotationType.POLYGON: 3}
 
 
+def self_intersecting(polygons: Sequence[Annotation]) -> list[int]:
+    """Uids of the polygon annotations whose outline crosses or touches itself (shapely ``is_simple`` of the
+    closed ring; repeated consecutive vertices do not count)."""
+    import shapely
+
+    if not polygons:
+        return []
+    simple = shapely.is_simple(np.array([shapely.linearrings(_dedup(a.vertices_l0)) for a in polygons]))
+    return [a.uid for a, ok in zip(polygons, simple) if not ok]
+
+
+def _dedup(vertices: np.ndarray) -> np.ndarray:
+    """Vertices without consecutive repeats (and without a closing repeat of the first), at least 3 kept."""
+    v = np.asarray(vertices, dtype=np.float64)
+    keep = np.ones(len(v), bool)
+    keep[1:] = np.any(v[1:] != v[:-1], axis=1)
+    v = v[keep]
+    if len(v) > 1 and np.array_equal(v[0], v[-1]):
+        v = v[:-1]
+    return v if len(v) >= 3 else np.vstack([v, v[-1:].repeat(3 - len(v), axis=0)])
+
+
 def _vertex_problem(type_: int, vertices: np.ndarray | None) -> str | None:
     """Why an annotation read from a file cannot be used, or None when it can."""
     if type_ not in AnnotationType._value2member_map_:
@@ -441,14 +481,58 @@ def _check_vertex_count(path: Path | None, type_: AnnotationType, n: int) -> Non
                             f"{'at least ' if type_ == AnnotationType.POLYGON else ''}{need} vertices, got {n}")
 
 
-def _drop_without_coordinates(df: pd.DataFrame, path: Path) -> pd.DataFrame:
-    bad = df["x"].isna() | df["y"].isna()
+def _numeric(column: pd.Series) -> pd.Series:
+    """Coordinates as float64: text, blobs, NULL and NaN become NaN (SQLite keeps whatever a tool wrote)."""
+    return pd.to_numeric(column, errors="coerce").astype(np.float64)
+
+
+def _drop_bad_coordinates(coords: pd.DataFrame, path: Path, *, whole_annotations: bool) -> pd.DataFrame:
+    """Vertices whose x or y is NULL, NaN, infinite or not a number are not trusted: every annotation with one
+    is skipped (a polygon without one of its vertices is another shape), with one warning naming the file,
+    the count and the first uid. Coordinates come back as float64 level-0 px."""
+    coords = coords.assign(x=_numeric(coords["x"]), y=_numeric(coords["y"]))
+    bad = ~(np.isfinite(coords["x"].to_numpy()) & np.isfinite(coords["y"].to_numpy()))
     if bad.any():
-        warnings.warn(f"{path}: {int(bad.sum())} annotation(s) without coordinates skipped "
-                      f"(first uid {int(df.loc[bad, 'anno_id'].iloc[0])})", stacklevel=3)
-        df = df.loc[~bad].reset_index(drop=True)
+        bad_annos = coords.loc[bad, "anno_id"].unique()
+        warnings.warn(f"{path}: {len(bad_annos)} annotation(s) with NULL, NaN, infinite or non-numeric "
+                      f"coordinates skipped (first uid {int(bad_annos[0])})", stacklevel=4)
+        drop = coords["anno_id"].isin(bad_annos) if whole_annotations else bad
+        coords = coords.loc[~drop].reset_index(drop=True)
+    return coords
+
+
+def _drop_without_coordinates(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Spots without a usable first vertex (none, NULL, NaN, infinite or non-numeric) are skipped with a
+    warning; the others get int64 coordinates (level-0 px, truncated as SlideRunner stores integers)."""
+    missing = df["x"].isna() & df["y"].isna()
+    if missing.any():
+        warnings.warn(f"{path}: {int(missing.sum())} annotation(s) without coordinates skipped "
+                      f"(first uid {int(df.loc[missing, 'anno_id'].iloc[0])})", stacklevel=3)
+        df = df.loc[~missing].reset_index(drop=True)
+    df = _drop_bad_coordinates(df, path, whole_annotations=False)
     df["x"] = df["x"].astype(np.int64)
     df["y"] = df["y"].astype(np.int64)
+    return df
+
+
+def _drop_outside_slides(df: pd.DataFrame, slides: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Points outside their slide are not trusted: negative coordinates always, and beyond the slide's width or
+    height where the ``Slides`` table records them (the published files leave them NULL). Skipped with one
+    warning naming the file, the count and the first uid."""
+    if df.empty:
+        return df
+    size = slides.set_index("uid")[["width", "height"]].apply(pd.to_numeric, errors="coerce")
+    width = df["slide"].map(size["width"]).to_numpy(np.float64)
+    height = df["slide"].map(size["height"]).to_numpy(np.float64)
+    x, y = df["x"].to_numpy(), df["y"].to_numpy()
+    known = np.isfinite(width) & (width > 0) & np.isfinite(height) & (height > 0)
+    beyond = (x >= np.where(known, width, np.inf)) | (y >= np.where(known, height, np.inf))
+    outside = (x < 0) | (y < 0) | beyond
+    if outside.any():
+        first = int(df.loc[outside, "anno_id"].iloc[0])
+        warnings.warn(f"{path}: {int(outside.sum())} annotation(s) outside their slide (negative, or beyond the "
+                      f"width x height of table Slides) skipped (first uid {first})", stacklevel=3)
+        df = df.loc[~outside].reset_index(drop=True)
     return df
 
 

@@ -3,6 +3,12 @@
 Paper semantics (original_facts.md §5.1): the ground truth of a slide is the first vertex (x1, y1) of every
 annotation with ``agreedClass == MITOTIC_FIGURE`` (any annotation type), and only slides present in the
 result file are evaluated.
+
+Content is checked, not trusted (docs/reliability.md): the database's class 2 must be *named* as a mitotic
+figure (``Mitotic figure``, ``Mitose``, ``mitosis`` ...; not a look-alike), so that evaluating detections
+against a tumour-zone, high-MC-area or other non-cell database fails by class name instead of giving F1 0;
+points with NULL / NaN / non-numeric coordinates or outside their slide are skipped with a warning
+(:meth:`ccmct.data.sliderunner.SlideRunnerDB.spots`).
 """
 
 from __future__ import annotations
@@ -10,6 +16,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+import re
+import warnings
 
 import numpy as np
 
@@ -38,13 +47,11 @@ def load_ground_truth(db_path: str | os.PathLike[str], *, slides: Iterable[str] 
     Raises:
         DatabaseError: unreadable database, or a requested slide is not in it.
     """
-    db = SlideRunnerDB.open(db_path)
-    try:
+    with SlideRunnerDB.open(db_path) as db:
         slide_table = db.slides()
-        annotations = db.annotations()
-        coordinates = db.coordinates()
-    finally:
-        db.close()
+        if class_id == MITOTIC_FIGURE:
+            check_mitotic_class(db.class_names(), db_path)
+        points = db.spots(classes=[class_id], types=None)
     uid_by_name = {Path(str(name)).name: int(uid) for uid, name in slide_table[["uid", "filename"]].to_numpy()}
     wanted = list(uid_by_name) if slides is None else [str(s) for s in slides]
     missing = sorted({Path(s).name for s in wanted} - set(uid_by_name))
@@ -52,12 +59,38 @@ def load_ground_truth(db_path: str | os.PathLike[str], *, slides: Iterable[str] 
         raise DatabaseError(db_path, f"{len(missing)} slide(s) of the results are not in this database "
                                      f"(e.g. {missing[:3]}); evaluate results against the database of "
                                      "the same data root")
-    hot = annotations[annotations["agreed_class"] == class_id]
-    first = coordinates.drop_duplicates("anno_id", keep="first").set_index("anno_id")
-    hot = hot[hot["uid"].isin(first.index)]
-    xy = first.loc[hot["uid"], ["x", "y"]].to_numpy(np.float64)
-    slide_of = hot["slide"].to_numpy()
+    xy = points[["x", "y"]].to_numpy(np.float64)
+    slide_of = points["slide"].to_numpy()
     return {name: xy[slide_of == uid_by_name[Path(name).name]].reshape(-1, 2) for name in wanted}
+
+
+_MITOTIC_NAME = re.compile(r"mito(tic|sis|se|ses|tische)", re.IGNORECASE)
+_NOT_MITOTIC = re.compile(r"look|like|alike|imposter|mimic|non|keine|ähnlich", re.IGNORECASE)
+
+
+def check_mitotic_class(class_names: Mapping[int, str], db_path: str | os.PathLike[str]) -> None:
+    """Refuse a database whose class :data:`MITOTIC_FIGURE` is not named as a mitotic figure.
+
+    Args:
+        class_names: the database's ``Classes`` table, uid -> name.
+        db_path: the database (named in the error).
+
+    Raises:
+        DatabaseError: class 2 has another name (e.g. 'Nekrosezone' of the tumour-zone database) or is missing
+            from a non-empty ``Classes`` table. A database without any class name only warns: it cannot be
+            checked.
+    """
+    if not class_names:
+        warnings.warn(f"{db_path}: table Classes is empty; cannot confirm that class {MITOTIC_FIGURE} is the "
+                      "mitotic figure", stacklevel=3)
+        return
+    name = class_names.get(MITOTIC_FIGURE)
+    if name is not None and _MITOTIC_NAME.search(str(name)) and not _NOT_MITOTIC.search(str(name)):
+        return
+    listed = ", ".join(f"{uid} {n!r}" for uid, n in sorted(class_names.items()))
+    what = f"class {MITOTIC_FIGURE} is {name!r}" if name is not None else f"there is no class {MITOTIC_FIGURE}"
+    raise DatabaseError(db_path, f"not a mitotic-figure database: {what}, not a mitotic figure (classes: {listed}); "
+                                 "evaluate against MITOS_WSI_CCMCT_{MEL,HEAEL,ODAEL}.sqlite")
 
 
 def slides_of_split(data_root: str | os.PathLike[str] | DataRoot, split: str) -> list[str]:

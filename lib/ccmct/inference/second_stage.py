@@ -14,6 +14,14 @@ Boxes and class columns are unchanged; only the score column is replaced. The ou
 the input (:mod:`ccmct.data.results`) and is named ``2ndstage_<input name>`` by default. It is re-written
 after every slide with the pending slides in its metadata, so an interrupted run resumes.
 
+A slide is checked before its scores are trusted: box centres must lie inside the slide, and every patch must
+be read (OpenSlide raising on corrupt tile data, in this process or a reader process). A slide that fails is
+*left out* of the output — never scored from blank patches — and named with its reason in the metadata's
+``failed``; the other slides are finished, then :func:`classify_results` raises :class:`SlideError` naming the
+first failure (exit 2 in the CLI). A rerun retries the failed slides and keeps the finished ones. A slide whose
+µm/px is missing or far from the models' ~0.25 is re-scored with a warning
+(:func:`ccmct.data.slide_checks.check_mpp`).
+
 Example:
     >>> classify_results("models/cls-ODAEL", "results/RetinaNet-ODAEL-test.npz",
     ...                  "data/WSI")                                                # doctest: +SKIP
@@ -32,6 +40,8 @@ import torch
 
 from ccmct.config import DETECTION_RADIUS_L0, MITOTIC_FIGURE
 from ccmct.data.results import is_authors_format, read_metadata, read_results, write_results
+from ccmct.data.slide_checks import check_mpp
+from ccmct.data.slides import open_slide
 from ccmct.errors import SlideError
 from ccmct.geometry import box_centers, distance_nms
 from ccmct.models.classifier import ClassifierConfig, load_classifier_dir, predict_probabilities
@@ -101,16 +111,30 @@ def rescore_slide(model: torch.nn.Module, config: ClassifierConfig, slide_path: 
 
     Returns:
         (M, 6) the NMS survivors in their input order, score column replaced.
+
+    Raises:
+        SlideError: the slide cannot be opened, box centres lie outside it, or a patch cannot be read (also
+            when a reader process hit the error).
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 6)
     if len(boxes) == 0:
         return boxes.copy()
     kept = np.sort(distance_nms(boxes[:, :4], boxes[:, 5], radius_l0=radius_l0))
     survivors = boxes[kept].copy()
+    _check_centres_inside(slide_path, box_centers(survivors))
     dataset = CellPatchDataset([slide_path] * len(survivors), box_centers(survivors), size_px=config.patch_size_px,
                                mean=config.mean, std=config.std)
-    probs = predict_probabilities(model, dataset, batch_size=batch_size, num_workers=min(num_workers, len(kept)),
-                                  device=device, progress=progress, desc=Path(slide_path).name)
+    try:
+        probs = predict_probabilities(model, dataset, batch_size=batch_size,
+                                      num_workers=min(num_workers, len(kept)), device=device, progress=progress,
+                                      desc=Path(slide_path).name)
+    except SlideError as err:
+        raise SlideError(slide_path, f"cannot be read where the boxes lie ({err.problem})") from None
+    except RuntimeError as err:  # torch re-raises a reader process's SlideError as a RuntimeError
+        reason = _worker_slide_error(err)
+        if reason is None:
+            raise
+        raise SlideError(slide_path, f"cannot be read where the boxes lie ({reason})") from None
     survivors[:, 5] = combine_scores(probs[:, config.index_of(MITOTIC_FIGURE)], survivors[:, 5], combine)
     return survivors
 
@@ -154,18 +178,52 @@ def classify_results(model_dir: str | os.PathLike[str], results_path: str | os.P
                 "classifier_variant": config.variant, "combine": combine, "nms_radius_l0": radius_l0,
                 "stage1": read_metadata(results_path)}
     done = _resumable(out, metadata)
+    failed: dict[str, str] = {}
     for name in tqdm(list(results), disable=not progress, desc="second stage", unit="slide"):
         if name in done:
             continue
-        done[name] = rescore_slide(model, config, slide_dir / name, results[name], combine=combine,
-                                   radius_l0=radius_l0, batch_size=batch_size, num_workers=num_workers,
-                                   device=device)
-        pending = [n for n in results if n not in done]
+        try:
+            with open_slide(slide_dir / name) as slide:
+                check_mpp(slide)
+            done[name] = rescore_slide(model, config, slide_dir / name, results[name], combine=combine,
+                                       radius_l0=radius_l0, batch_size=batch_size, num_workers=num_workers,
+                                       device=device)
+        except SlideError as err:
+            failed[name] = err.problem
+            log.debug("second stage: %s left out: %s", name, err)
+        pending = [n for n in results if n not in done and n not in failed]
         ordered = {n: done[n] for n in results if n in done}
-        write_results(out, ordered, metadata={**metadata, "pending": pending})
+        write_results(out, ordered, metadata={**metadata, "pending": pending, "failed": failed})
     if not results:
-        write_results(out, {}, metadata={**metadata, "pending": []})
+        write_results(out, {}, metadata={**metadata, "pending": [], "failed": {}})
+    if failed:
+        first = next(iter(failed))
+        raise SlideError(slide_dir / first, f"{failed[first]}; {len(failed)} of {len(results)} slide(s) failed and "
+                                            f"were left out of {out} (listed in its metadata 'failed'); the others "
+                                            "are re-scored")
     return out
+
+
+def _check_centres_inside(slide_path: str | os.PathLike[str], centres_l0: np.ndarray) -> None:
+    """Scores of patches beyond the slide would come from blank (white) pixels: refuse them."""
+    with open_slide(slide_path) as slide:
+        width, height = slide.dimensions
+    outside = ((centres_l0 < 0) | (centres_l0 >= (width, height))).any(axis=1)
+    if outside.any():
+        x, y = centres_l0[outside][0]
+        raise SlideError(slide_path, f"{int(outside.sum())} of {len(centres_l0)} box centres lie outside the slide "
+                                     f"({width} x {height} px; e.g. ({x:.0f}, {y:.0f})): these results do not "
+                                     "belong to this slide")
+
+
+def _worker_slide_error(err: RuntimeError) -> str | None:
+    """The original message of a :class:`SlideError` raised in a DataLoader worker, or None for another error."""
+    text = str(err)
+    if "SlideError" not in text:
+        return None
+    lines = [line for line in text.splitlines() if "SlideError" in line and ":" in line]
+    last = lines[-1] if lines else text.splitlines()[0]
+    return last.split("SlideError:", 1)[-1].strip()
 
 
 def _check_slides(results: dict, slide_dir: Path) -> None:
@@ -184,8 +242,8 @@ def _resumable(out: Path, metadata: dict) -> dict[str, np.ndarray]:
     except Exception:  # noqa: BLE001 - an unreadable partial file is simply recomputed
         return {}
     same = all(previous.get(k) == metadata[k] for k in ("source", "classifier", "combine", "nms_radius_l0"))
-    if not same or not previous.get("pending"):
+    if not same or not (previous.get("pending") or previous.get("failed")):
         return {}
-    done = read_results(out)
+    done = read_results(out)  # the failed slides are not in it: they are tried again
     log.info("resuming %s: %d slide(s) already re-scored", out, len(done))
     return done
