@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ccmct import jsonable
 from ccmct.errors import ResultsError
 
 AUTHORS_SUFFIX = ".p.bz2"
@@ -236,7 +237,7 @@ def _write_primary(handle, results: dict[str, np.ndarray], metadata: dict) -> No
         slides=np.array(names, dtype=np.str_).reshape(len(names)),
         offsets=offsets,
         boxes=boxes.astype(np.float64).reshape(-1, N_COLUMNS),
-        metadata=np.array(json.dumps(metadata)),
+        metadata=np.array(jsonable.dumps(metadata)),  # strict JSON: NaN -> null
     )
 
 

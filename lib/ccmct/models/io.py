@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ccmct import __version__
+from ccmct import __version__, jsonable
 from ccmct.errors import ModelError
 
 __all__ = ["CONFIG_FILE", "FORMAT_VERSION", "WEIGHTS_FILE", "load_model_dir", "save_model_dir"]
@@ -71,7 +71,7 @@ def save_model_dir(directory: str | os.PathLike[str], model: nn.Module, config) 
                 "config": config.to_dict()}
     _atomic_write(directory / WEIGHTS_FILE, lambda f: torch.save(state, f))
     _atomic_write(directory / CONFIG_FILE,
-                  lambda f: f.write(json.dumps(document, indent=1).encode("utf-8")))
+                  lambda f: f.write(jsonable.dumps(document, indent=1).encode("utf-8")))
     return directory
 
 
