@@ -618,6 +618,20 @@ def cases_of(category: str) -> list[Case]:
     return [c for c in CASES if c.category == category]
 
 
+def all_cases() -> list[Case]:
+    """This module's cases plus the content cases of ``content_cases.py`` (database / slide content, 14B)."""
+    try:
+        import content_cases
+    except ImportError:
+        return list(CASES)
+    if content_cases.CATEGORY not in CATEGORIES:  # its row goes after the results row of category 4
+        items = list(CATEGORIES.items())
+        at = [k for k, _ in items].index("results") + 1
+        CATEGORIES.clear()
+        CATEGORIES.update(items[:at] + [(content_cases.CATEGORY, content_cases.TITLE)] + items[at:])
+    return list(CASES) + list(content_cases.content_cases())
+
+
 # ---------------------------------------------------------------------------------------------- table
 def table(outcomes: list[Outcome]) -> str:
     """The markdown table "cases tried / clean errors / tracebacks / silent / data lost" (+ per category)."""
@@ -641,6 +655,7 @@ def table(outcomes: list[Outcome]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=None, help="an existing tiny synthetic root to copy")
+    cases = all_cases()
     parser.add_argument("--only", nargs="+", choices=sorted(CATEGORIES), default=None)
     parser.add_argument("--keep", type=Path, default=None, help="workspace folder to keep (default: temporary)")
     args = parser.parse_args(argv)
@@ -648,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ws = Workspace.create(base, tiny_root=args.root)
         outcomes = []
-        for case in CASES:
+        for case in cases:
             if args.only and case.category not in args.only:
                 continue
             outcome = run_case(case, ws)
