@@ -6,7 +6,14 @@ import argparse
 import re
 from pathlib import Path
 
-from ccmct.cli.common import add_data_root, add_json, positive_float, print_json
+from ccmct.cli.common import (
+    add_data_root,
+    add_json,
+    count,
+    positive_float,
+    print_json,
+    probability_below_one,
+)
 
 EPILOG = """examples:
   ccmct view --data-root data --results results/RetinaNet-ODAEL-test.npz \\
@@ -33,6 +40,14 @@ def _region(text: str):
     return match["slide"], Region(int(match["x"]), int(match["y"]), int(match["w"]), int(match["h"]))
 
 
+def _port(text: str) -> int:
+    """argparse ``type=``: a TCP port 0..65535 (0 = any free port)."""
+    value = count(0)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port 0..65535, got {text!r}")
+    return value
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "view", help="build a browser viewer of slides with ground truth, detections (TP/FP/FN) and hotspots",
@@ -50,20 +65,20 @@ def register(subparsers) -> None:
     mode.add_argument("--optimize-on", type=Path, nargs="+", metavar="TRAIN_RESULTS",
                       help="choose each threshold on training results (one per --results), as "
                            "ccmct evaluate --optimize")
-    parser.add_argument("--min-threshold", type=float, default=0.5,
+    parser.add_argument("--min-threshold", type=probability_below_one, default=0.5,
                         help="with --optimize-on: lowest threshold tried (default 0.5)")
     parser.add_argument("--slides", nargs="+", default=None, metavar="NAME",
                         help="only these slides (file names; default every slide of the result files)")
     parser.add_argument("--out", type=Path, required=True, help="site folder (index.html inside)")
     parser.add_argument("--serve", action="store_true",
                         help="serve the site on 127.0.0.1 with tiles rendered on demand (no tile folder)")
-    parser.add_argument("--port", type=int, default=8000, help="with --serve: port (default 8000; 0 = any)")
+    parser.add_argument("--port", type=_port, default=8000, help="with --serve: port (default 8000; 0 = any)")
     parser.add_argument("--region", type=_region, action="append", default=[], metavar="[SLIDE:]X,Y,W,H",
                         help="static tiles only for this level-0 rectangle (repeatable; without SLIDE: every "
                              "slide); the page opens on it")
     parser.add_argument("--max-gb", type=positive_float, default=10.0,
                         help="refuse a static build whose estimated tiles exceed this (default 10 GB)")
-    parser.add_argument("--workers", type=int, default=2, help="tile-writer threads (default 2)")
+    parser.add_argument("--workers", type=count(1), default=2, help="tile-writer threads (default 2)")
     parser.add_argument("--matching", choices=["paper", "strict"], default="paper",
                         help="TP/FP/FN rule, as in ccmct evaluate (default paper)")
     parser.add_argument("--radius", type=positive_float, default=None,
