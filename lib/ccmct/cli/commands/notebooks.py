@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ccmct.cli.common import add_data_root, check_output, count, positive_float, require_data_root
+from ccmct.cli.common import (
+    add_data_root,
+    check_output,
+    count,
+    positive_float,
+    refuse_real_data_root,
+    require_data_root,
+)
 
 EPILOG = """examples:
   ccmct notebooks --data-root data --synthetic tiny --preset smoke --out nb_out   # minutes, any CPU
@@ -39,6 +46,7 @@ def _run(args) -> int:
 
     if args.synthetic:  # Setup.ipynb writes the synthetic root: it is an output, not an input
         check_output(args.data_root, kind="dir", what="--data-root")
+        refuse_real_data_root(args.data_root, "--data-root")
         check_output(args.out, reads=[args.data_root], kind="dir")
     else:
         require_data_root(args.data_root, databases=True)
