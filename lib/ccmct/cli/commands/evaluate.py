@@ -11,7 +11,6 @@ _EPILOG = """examples:
   ccmct evaluate --db data/databases/MITOS_WSI_CCMCT_ODAEL.sqlite --results results/RetinaNet-ODAEL-test.npz --threshold 0.79
   ccmct evaluate --db data/databases/MITOS_WSI_CCMCT_ODAEL.sqlite --results results/RetinaNet-ODAEL-train.npz --optimize --json
   ccmct evaluate --db DB.sqlite --results 2ndstage_RetinaNet-ODAEL-test.p.bz2 --threshold 0.54 --matching strict
-
   ccmct evaluate --db DB.sqlite --results results/RetinaNet-ODAEL-test.npz --threshold 0.79 --ci --seed 1
   ccmct evaluate --db DB.sqlite --results 2ndstage_RetinaNet-ODAEL-test.npz --compare results/RetinaNet-ODAEL-test.npz --threshold 0.6
 
