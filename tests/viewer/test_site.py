@@ -234,3 +234,22 @@ def test_region_for_a_slide_not_shown_is_refused(viewer_case, tmp_path, capsys):
               "--threshold", "0.5", "--region", "1,2,3", "--out", str(tmp_path / "x")])
     assert bad.value.code == 2
     assert not (tmp_path / "site").exists() and not (tmp_path / "x").exists()
+
+
+def test_write_demo_viewer_with_a_demo_plan(viewer_case, tmp_path):
+    """What ``ccmct demo`` calls after its report: the ODAEL test files of both stages, the report's thresholds."""
+    from ccmct.demo import DemoPlan
+    from ccmct.viewer.demo import write_demo_viewer
+
+    plan = DemoPlan(out_dir=tmp_path / "demo", data_root=viewer_case.root)
+    for stage, source in ((1, viewer_case.results), (2, viewer_case.results2)):
+        target = plan.result_path("ODAEL", "test", stage)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    summary = {"thresholds": {"stage1": {"MEL": 0.9, "ODAEL": 0.5}, "stage2": {"MEL": 0.9, "ODAEL": 0.45}}}
+    assert write_demo_viewer(plan, summary, progress=False) == "viewer/index.html"
+    manifest = json.loads((plan.out_dir / "viewer" / "ccmct-site.json").read_text())
+    assert [(s["label"], s["threshold"]) for s in manifest["stages"]] == [
+        ("stage 1: RetinaNet", 0.5), ("stage 2: RetinaNet + cell classifier", 0.45)]
+    assert [s["results"] for s in manifest["stages"]] == [
+        str(plan.result_path("ODAEL", "test", s).resolve()) for s in (1, 2)]
