@@ -28,7 +28,7 @@ import numpy as np
 from ccmct.config.paths import DataRoot
 from ccmct.data.results import read_results, result_filename
 from ccmct.demo.report import MIN_THRESHOLD
-from ccmct.evaluation import load_ground_truth, restrict_results, slides_of_split, threshold_curve
+from ccmct.evaluation import load_ground_truth, restrict_results, threshold_curve
 from ccmct.evaluation.f1 import micro_scores
 
 
@@ -42,9 +42,9 @@ def per_slide_curves(gt, results, min_threshold):
 def analyse(root: DataRoot, run: Path, variant: str, stage: int, *, resamples: int, seed: int) -> dict:
     results_dir = run / "results"
     train = restrict_results(read_results(results_dir / result_filename(variant, "train", stage=stage)),
-                             slides_of_split(root, "train"))
+                             root.slides("train"))
     test = restrict_results(read_results(results_dir / result_filename(variant, "test", stage=stage)),
-                            slides_of_split(root, "test"))
+                            root.slides("test"))
     lo = MIN_THRESHOLD[stage]
     thr, tp, fp, fn = per_slide_curves(load_ground_truth(root.database(variant), slides=list(train)), train, lo)
     test_curve = threshold_curve(load_ground_truth(root.database("ODAEL"), slides=list(test)), test,

@@ -77,8 +77,21 @@ class DataRoot:
         """Slide file name -> 'train' | 'test' for this root (see module docstring)."""
         return load_split(self.split_file)
 
+    def slides(self, split: str) -> dict[str, Path]:
+        """Slide file name -> path (``WSI/<name>``) of the ``'train'`` or ``'test'`` slides, sorted by name.
+
+        The one place "the slides of a split" is derived (this root's ``split.json`` or the paper's split);
+        the paths need not exist (a data root holding only the databases still has its split).
+
+        Raises:
+            ValueError: ``split`` is neither ``'train'`` nor ``'test'``.
+        """
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        return {name: self.slide_path(name) for name, s in sorted(self.split().items()) if s == split}
+
     def test_slides(self) -> frozenset[str]:
-        return frozenset(name for name, split in self.split().items() if split == "test")
+        return frozenset(self.slides("test"))
 
     def split_of(self, filename: str) -> str:
         """'train' or 'test' for a slide; slides outside the split file count as 'train'."""

@@ -211,9 +211,9 @@ def _table1_excerpt(t1: pd.DataFrame) -> pd.DataFrame:
 
 def _results(plan, variant: str, split: str, stage: int) -> dict:
     from ccmct.data.results import read_results
-    from ccmct.evaluation import restrict_results, slides_of_split
+    from ccmct.evaluation import restrict_results
 
-    return restrict_results(read_results(plan.result_path(variant, split, stage)), slides_of_split(plan.root, split))
+    return restrict_results(read_results(plan.result_path(variant, split, stage)), plan.root.slides(split))
 
 
 def _plot_curves(plan, path: Path) -> None:

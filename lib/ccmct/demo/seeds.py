@@ -45,14 +45,13 @@ def evaluate_seed(plan) -> SeedEvaluation:
     from ccmct.data.results import read_results
     from ccmct.demo.pipeline import unfinished_slides
     from ccmct.demo.report import MIN_THRESHOLD
-    from ccmct.evaluation import slides_of_split
     from ccmct.evaluation.tables import table4_long
     from ccmct.types import VARIANTS
 
     root = plan.root
     long = table4_long(root, plan.results_dir, variants=VARIANTS, min_threshold=MIN_THRESHOLD, slide_counts=True)
     evaluation = SeedEvaluation(long.drop(columns=["slide_counts", "strict_slide_counts"]))
-    expected = {split: set(slides_of_split(root, split)) for split in SPLITS}
+    expected = {split: set(root.slides(split)) for split in SPLITS}
     for variant in plan.train_variants:
         for split in SPLITS:
             for stage in (1, 2):

@@ -5,7 +5,7 @@ Distance NMS lives in :mod:`ccmct.geometry` (inference uses it too).
 """
 
 from ccmct.evaluation.f1 import F1Result, SlideScore, f1_scores, slide_score
-from ccmct.evaluation.ground_truth import load_ground_truth, restrict_results, slides_of_split
+from ccmct.evaluation.ground_truth import load_ground_truth, restrict_results
 from ccmct.evaluation.matching import Counts, match_paper, match_strict, strict_pairs
 from ccmct.evaluation.mitotic_count import (
     MitoticCount,
@@ -21,5 +21,5 @@ __all__ = [
     "Counts", "F1Result", "MitoticCount", "SlideScore", "ThresholdSearch", "count_correlation", "distance_nms",
     "f1_scores", "hpf_window_l0", "load_ground_truth", "match_paper", "match_strict", "mitotic_count",
     "mitotic_count_table", "optimize_threshold", "paper_thresholds", "restrict_results", "slide_score",
-    "slides_of_split", "strict_pairs", "threshold_curve",
+    "strict_pairs", "threshold_curve",
 ]

@@ -48,7 +48,7 @@ def training_set_summary(data_root: str | os.PathLike[str] | DataRoot, *, varian
         m = read_manifest(root.path)
         summary = {"name": m["name"], "kind": m["kind"], "n": m["n"], "n_train_slides": m["n_train_slides"],
                    "train_mitoses": m["train_mitoses"], "train_area_mm2": m.get("train_area_mm2"),
-                   "train_slides": sorted(n for n, s in root.split().items() if s == "train")}
+                   "train_slides": sorted(root.slides("train"))}
         if summary["train_area_mm2"] is None:
             summary["train_area_mm2"] = _train_area_mm2(root, table1(root.path))
         return summary

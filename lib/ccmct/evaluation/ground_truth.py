@@ -23,7 +23,6 @@ import warnings
 import numpy as np
 
 from ccmct.config.dataset import MITOTIC_FIGURE
-from ccmct.config.paths import DataRoot
 from ccmct.data.sliderunner import SlideRunnerDB
 from ccmct.errors import DatabaseError
 
@@ -91,14 +90,6 @@ def check_mitotic_class(class_names: Mapping[int, str], db_path: str | os.PathLi
     what = f"class {MITOTIC_FIGURE} is {name!r}" if name is not None else f"there is no class {MITOTIC_FIGURE}"
     raise DatabaseError(db_path, f"not a mitotic-figure database: {what}, not a mitotic figure (classes: {listed}); "
                                  "evaluate against MITOS_WSI_CCMCT_{MEL,HEAEL,ODAEL}.sqlite")
-
-
-def slides_of_split(data_root: str | os.PathLike[str] | DataRoot, split: str) -> list[str]:
-    """File names of a data root's ``'train'`` or ``'test'`` slides (its ``split.json`` or the paper's)."""
-    root = data_root if isinstance(data_root, DataRoot) else DataRoot(data_root)
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    return sorted(name for name, s in root.split().items() if s == split)
 
 
 def restrict_results(results: Mapping[str, np.ndarray], slides: Iterable[str]) -> dict[str, np.ndarray]:

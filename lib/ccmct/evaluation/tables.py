@@ -21,7 +21,7 @@ from ccmct.data.results import read_results, result_filename
 from ccmct.errors import DatabaseError
 from ccmct.evaluation.bootstrap import SlideCounts, bootstrap_f1
 from ccmct.evaluation.f1 import f1_scores
-from ccmct.evaluation.ground_truth import load_ground_truth, restrict_results, slides_of_split
+from ccmct.evaluation.ground_truth import load_ground_truth, restrict_results
 from ccmct.evaluation.threshold import DEFAULT_MIN_THRESHOLD, optimize_threshold
 from ccmct.types import VARIANTS
 
@@ -52,7 +52,7 @@ def table4_long(data_root, results_dir, *, variants: Iterable[str] = VARIANTS, s
     """
     root, results_dir, variants = _as_root(data_root), Path(results_dir), list(variants)
     test_dbs = [v for v in variants if root.database(v).exists()]
-    train_slides, test_slides = slides_of_split(root, "train"), slides_of_split(root, "test")
+    train_slides, test_slides = sorted(root.slides("train")), sorted(root.slides("test"))
     rows = []
     for stage in stages:
         for train in variants:

@@ -52,7 +52,7 @@ def load_training_slides(root: DataRoot | str | os.PathLike[str], variant: str, 
     """
     root = DataRoot(root)
     test = root.test_slides()
-    train_names = sorted(n for n, s in root.split().items() if s == "train" and n not in test)
+    train_names = [n for n in root.slides("train") if n not in test]
     negative = negative_class(variant)
     slides = []
     with SlideRunnerDB.open(root.database(variant)) as db:

@@ -55,19 +55,13 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def slides_of_split(data_root: Path, split: str) -> dict[str, Path]:
-    """Slide file name -> path for the slides of ``split`` in a data root (sorted by name)."""
-    from ccmct.config.paths import DataRoot
-
-    root = DataRoot(data_root)
-    return {name: root.slide_path(name) for name, s in sorted(root.split().items()) if s == split}
-
-
 def _present_slides(data_root: Path, split: str) -> dict[str, Path]:
     """The split's slides, refusing a split of which not one slide file is there (nothing to do)."""
     from ccmct.errors import FileProblem
 
-    slides = slides_of_split(data_root, split)
+    from ccmct.config.paths import DataRoot
+
+    slides = DataRoot(data_root).slides(split)
     if not slides:
         raise FileProblem(data_root, f"the {split!r} split of this data root lists no slides")
     if not any(path.is_file() for path in slides.values()):
