@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ccmct.config.paths import DataRoot
+from ccmct.pipeline import Layout, Study
 from ccmct.types import VARIANTS
 
 log = logging.getLogger("ccmct.notebooks")
@@ -64,12 +64,14 @@ class NotebookRun:
             object.__setattr__(self, "cell_timeout_s", CELL_TIMEOUT_S)
 
     @property
-    def models_dir(self) -> Path:
-        return self.out_dir / "models"
+    def layout(self) -> Layout:
+        return Layout(self.out_dir)
 
     @property
-    def results_dir(self) -> Path:
-        return self.out_dir / "results"
+    def study(self) -> Study:
+        """The study of this run (the notebooks train, the library infers and re-scores: :mod:`ccmct.pipeline`)."""
+        return Study(out_dir=self.out_dir, data_root=self.data_root, preset=self.preset, workers=0,
+                     hpf=self.hpf, wsi=self.wsi, include_complete=self.include_complete)
 
 
 def _execute(run: NotebookRun, notebook: str, parameters: dict) -> Path:
@@ -101,41 +103,33 @@ def _execute(run: NotebookRun, notebook: str, parameters: dict) -> Path:
 
 def run_notebooks(run: NotebookRun) -> list[Path]:
     """Execute every notebook in pipeline order; returns the executed copies."""
-    from ccmct.inference.runner import run_inference
-    from ccmct.inference.second_stage import classify_results
-    from ccmct.data.results import result_filename
+    from ccmct.pipeline.steps import SPLITS, infer_step, second_stage_step
 
     data, out = str(Path(run.data_root).resolve()), run.out_dir.resolve()
     run = NotebookRun(**{**run.__dict__, "out_dir": out, "data_root": Path(data)})
     executed = [_execute(run, "Setup.ipynb", {"data_root": data, "synthetic_preset": run.synthetic_preset})]
-    root = DataRoot(data)
-    split = root.split()
+    study, layout = run.study, run.layout
     for variant in VARIANTS:
-        model = run.models_dir / f"RetinaNet-{variant}"
         executed.append(_execute(run, f"RetinaNet-CCMCT-{variant}.ipynb", {
-            "data_root": data, "variant": variant, "preset": run.preset, "out_dir": str(model)}))
-        for which in ("train", "test"):
-            slides = {name: root.slide_path(name) for name, s in sorted(split.items()) if s == which}
-            run_inference(model, slides, run.results_dir / result_filename(variant, which), progress=False)
+            "data_root": data, "variant": variant, "preset": run.preset, "out_dir": str(layout.detector_dir(variant))}))
+        for split in SPLITS:
+            infer_step(study, variant, split, study.seed, progress=False).action()
     for variant in VARIANTS:
-        classifier = run.models_dir / f"CellClassifier-{variant}"
         executed.append(_execute(run, f"2nd_stage/CellClassification-{variant}.ipynb", {
-            "data_root": data, "variant": variant, "preset": run.preset, "out_dir": str(classifier),
-            "detector_dir": str(run.models_dir / f"RetinaNet-{variant}")}))
-        for which in ("train", "test"):
-            classify_results(classifier, run.results_dir / result_filename(variant, which), root.wsi_dir,
-                             run.results_dir / result_filename(variant, which, stage=2), num_workers=0,
-                             progress=False)
-    executed.append(_execute(run, "Evaluation.ipynb", {"data_root": data, "results_dir": str(run.results_dir)}))
+            "data_root": data, "variant": variant, "preset": run.preset,
+            "out_dir": str(layout.classifier_dir(variant)), "detector_dir": str(layout.detector_dir(variant))}))
+        for split in SPLITS:
+            second_stage_step(study, variant, split, study.seed, progress=False).action()
+    executed.append(_execute(run, "Evaluation.ipynb", {"data_root": data, "results_dir": str(layout.results_dir)}))
     executed += _ablation(run)
     return executed
 
 
 def _ablation(run: NotebookRun) -> list[Path]:
     from ccmct.data.subsets import create_hpf_subsets, create_wsi_subsets
-    from ccmct.evaluation.ablation_runs import run_ablation
+    from ccmct.pipeline.ablation import run_ablation
 
-    subsets, runs = run.out_dir / "ablation", run.out_dir / "ablation_runs"
+    subsets, runs = run.layout.ablation_subsets_dir, run.layout.ablation_runs_dir
     create_hpf_subsets(run.data_root, subsets, hpf=run.hpf)
     create_wsi_subsets(run.data_root, subsets, wsi=run.wsi)
     run_ablation(subsets, runs, full_root=run.data_root, preset=run.preset, progress=False,

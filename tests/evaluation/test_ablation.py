@@ -23,7 +23,8 @@ from ccmct.evaluation.ablation import (
     plot_figure5,
     read_summary,
 )
-from ccmct.evaluation.ablation_runs import plan_runs, write_run_summary
+from ccmct.evaluation.ablation_runs import write_run_summary
+from ccmct.pipeline.ablation import plan_runs
 
 matplotlib.use("Agg")
 

@@ -9,12 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ccmct.atomicio import atomic_write_text
 from ccmct.config.dataset import DETECTION_RADIUS_L0
+from ccmct.pipeline.study import MIN_THRESHOLD  # re-exported: the threshold-search floor per stage
 from ccmct.types import VARIANTS
-
-MIN_THRESHOLD = {1: 0.3, 2: 0.2}
-"""Lowest threshold of the search per stage: stage 1 from the detector's own score cut (0.3, the paper's
-detect threshold), stage 2 from 0.2 as in the authors' ablation evaluation (original_facts.md §5.3)."""
 
 
 def markdown_table(df: pd.DataFrame, *, floatfmt: str = ".3f") -> str:
@@ -61,7 +59,7 @@ def write_report(plan, *, timings_s: dict) -> dict:
     from ccmct.data.stats import table1
     from ccmct.demo.seeds import evaluate_seed, seed_summary
 
-    figures = plan.out_dir / "figures"
+    figures = plan.layout.figures_dir
     figures.mkdir(exist_ok=True)
     root = plan.root
     evaluations = {seed: evaluate_seed(plan.for_seed(seed)) for seed in plan.seeds}
@@ -79,7 +77,7 @@ def write_report(plan, *, timings_s: dict) -> dict:
         "# ccmct demo report\n",
         f"Synthetic data set `{plan.data_preset}` (seed {plan.seed}) in `{root.path}`; preset `{plan.preset}`; "
         f"{seeds_note}; "
-        f"both stages trained on each of {', '.join(plan.train_variants)}; each detector's output is re-scored by "
+        f"both stages trained on each of {', '.join(plan.variants)}; each detector's output is re-scored by "
         f"the cell classifier of the same label set ({_classifier_note(plan)}). Thresholds are chosen on "
         "the training slides "
         "(first maximum of micro F1) and applied unchanged to the test slides. Intervals are 95 % slide-bootstrap "
@@ -113,21 +111,13 @@ def write_report(plan, *, timings_s: dict) -> dict:
     checks = _checks(long)
     sections.append("## Checks\n\n" + "\n".join(f"- {k}: {v}" for k, v in checks.items()) + "\n")
     sections.append("## Timings (s)\n\n" + "\n".join(f"- {k}: {v}" for k, v in timings_s.items()) + "\n")
-    _write_text(plan.out_dir / "report.md", "\n".join(sections))
+    atomic_write_text(plan.layout.report, "\n".join(sections))
     thresholds = {f"stage{r.stage}": {} for r in long.itertuples()}
     for r in long.drop_duplicates(["stage", "train"]).itertuples():
         thresholds[f"stage{r.stage}"][r.train] = float(r.threshold)
     return {"table4": _nested(long, "f1"), "table4_strict": _nested(long, "strict_f1"), "thresholds": thresholds,
             "timings_s": dict(timings_s), "checks": checks, "preset": plan.preset, "data_root": str(root.path),
             "data_seed": plan.seed, **multi}
-
-
-def _write_text(path: Path, text: str) -> None:
-    import os
-
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _fmt(value, fmt: str = ".3f") -> str:
@@ -225,7 +215,7 @@ def _plot_curves(plan, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, stage in zip(axes, (1, 2)):
         curves = {}
-        for variant in plan.train_variants:
+        for variant in plan.variants:
             results = _results(plan, variant, "train", stage)
             gt = load_ground_truth(plan.root.database(variant), slides=list(results))
             curves[f"{variant}"] = threshold_curve(gt, results, min_threshold=MIN_THRESHOLD[stage])
@@ -371,7 +361,7 @@ def _classifier_note(plan) -> str:
     from ccmct.models.classifier import load_classifier_config
 
     notes = []
-    for variant in plan.train_variants:
+    for variant in plan.variants:
         training = load_classifier_config(plan.classifier_dir(variant)).training
         accuracy = training.get("test_accuracy")
         accuracy = f", test accuracy {accuracy:.3f}" if isinstance(accuracy, (int, float)) else ""

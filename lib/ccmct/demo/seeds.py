@@ -43,8 +43,8 @@ class SeedEvaluation:
 def evaluate_seed(plan) -> SeedEvaluation:
     """Table 4 rows, per-slide test counts and missing slides of one seed's plan (``DemoPlan.for_seed``)."""
     from ccmct.data.results import read_results
-    from ccmct.demo.pipeline import unfinished_slides
-    from ccmct.demo.report import MIN_THRESHOLD
+    from ccmct.pipeline.done import unfinished_slides
+    from ccmct.pipeline.study import MIN_THRESHOLD
     from ccmct.evaluation.tables import table4_long
     from ccmct.types import VARIANTS
 
@@ -52,7 +52,7 @@ def evaluate_seed(plan) -> SeedEvaluation:
     long = table4_long(root, plan.results_dir, variants=VARIANTS, min_threshold=MIN_THRESHOLD, slide_counts=True)
     evaluation = SeedEvaluation(long.drop(columns=["slide_counts", "strict_slide_counts"]))
     expected = {split: set(root.slides(split)) for split in SPLITS}
-    for variant in plan.train_variants:
+    for variant in plan.variants:
         for split in SPLITS:
             for stage in (1, 2):
                 path = plan.result_path(variant, split, stage)

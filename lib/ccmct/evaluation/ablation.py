@@ -1,7 +1,7 @@
 """The ablation study's tables (original_facts.md §5.3) and Fig. 5 of the paper, from the runs' summaries.
 
 Each run (``AblationStudy/Ablation-Train.ipynb`` on one subset) leaves ``<runs>/<name>/summary.json``
-(:mod:`ccmct.evaluation.ablation_runs`). :func:`load_runs` collects them into one table;
+(:mod:`ccmct.pipeline.ablation`). :func:`load_runs` collects them into one table;
 :func:`ablation_table` formats it like the authors' ``AblationStudy_Evaluation.ipynb``; :func:`plot_figure5`
 draws the paper's Fig. 5: a) dual-stage F1 against the annotated training area (HPF subsets and the complete
 set), b) against the number of training WSIs (WSI subsets and the complete set), every point labelled with

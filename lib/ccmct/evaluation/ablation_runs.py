@@ -1,14 +1,7 @@
-"""Running the ablation study: one execution of ``AblationStudy/Ablation-Train.ipynb`` per subset.
+"""The evaluation side of an ablation run: what it trained on and its ``summary.json``.
 
-Layout of a runs folder (``ccmct ablation run --out RUNS``)::
-
-    RUNS/<name>/Ablation-Train.ipynb    the executed notebook (papermill), its outputs included
-    RUNS/<name>/detector/, classifier/  the trained models (model directories)
-    RUNS/<name>/*.npz                   result files (stage 1 / stage 2, subset training images / full test)
-    RUNS/<name>/summary.json            what the evaluation notebook reads (:func:`write_run_summary`)
-
-``<name>`` is the subset's name (``5HPF``, ``3WSI``, ...) or ``complete`` for the reference run on the full data
-root. A run whose ``summary.json`` exists for the same preset is not repeated (resume after interruption).
+Running the ablation (training, inference) is the pipeline's job: :mod:`ccmct.pipeline.ablation` (runs folder
+layout there). This module only describes a training set and writes / shapes a run's summary.
 """
 
 from __future__ import annotations
@@ -16,19 +9,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterable
 
 from ccmct.config.paths import DataRoot
-from ccmct.errors import CcmctError, FileProblem
-from ccmct.evaluation.ablation import SUMMARY_FILE, read_summary
+from ccmct.errors import FileProblem
+from ccmct.evaluation.ablation import SUMMARY_FILE
 
-NOTEBOOK_NAME = "Ablation-Train.ipynb"
 SUBSET_MANIFEST = "subset.json"  # written by ccmct.data.subsets_{hpf,wsi}
-
-
-def default_notebook() -> Path:
-    """``AblationStudy/Ablation-Train.ipynb`` of the checkout this package is installed from."""
-    return Path(__file__).resolve().parents[3] / "AblationStudy" / NOTEBOOK_NAME
 
 
 def training_set_summary(data_root: str | os.PathLike[str] | DataRoot, *, variant: str = "ODAEL") -> dict:
@@ -135,83 +121,4 @@ def write_run_summary(run_dir: str | os.PathLike[str], *, training_set: dict, va
     return run_dir / SUMMARY_FILE
 
 
-def _is_done(run_dir: Path, preset: str) -> bool:
-    try:
-        return read_summary(run_dir / SUMMARY_FILE).get("preset") == preset
-    except CcmctError:
-        return False
-
-
-def plan_runs(subsets_dir: str | os.PathLike[str], *, full_root: str | os.PathLike[str],
-              subsets: Iterable[str] | None = None, include_complete: bool = True) -> dict[str, Path]:
-    """Run name -> data root to train on: every subset found (or the named ones) plus ``complete``.
-
-    Raises:
-        FileProblem: a named subset does not exist.
-    """
-    from ccmct.data.subsets import find_subsets
-
-    found = find_subsets(subsets_dir)
-    if subsets is not None:
-        missing = [s for s in subsets if s not in found and s != "complete"]
-        if missing:
-            raise FileProblem(subsets_dir, f"no subset(s) {', '.join(missing)} here (found: {', '.join(found) or 'none'})")
-        wanted = list(subsets)
-        found = {k: v for k, v in found.items() if k in wanted}
-        include_complete = include_complete and "complete" in wanted
-    plan = dict(found)
-    if include_complete:
-        plan["complete"] = Path(full_root)
-    return plan
-
-
-def run_ablation(subsets_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
-                 full_root: str | os.PathLike[str], preset: str = "quick", subsets: Iterable[str] | None = None,
-                 include_complete: bool = True, notebook: str | os.PathLike[str] | None = None,
-                 variant: str = "ODAEL", progress: bool = True, extra_parameters: dict | None = None) -> dict[str, dict]:
-    """Execute the training notebook once per subset (papermill) and return the run summaries.
-
-    Args:
-        subsets_dir: folder made by ``ccmct ablation hpf|wsi``.
-        out_dir: runs folder (see the module docstring).
-        full_root: the complete data root: its test slides are the test set of every run, and it is the
-            training set of the ``complete`` run.
-        preset: training preset (``smoke``, ``quick``, ``paper``).
-        subsets: only these runs (subset names, and/or ``complete``).
-        include_complete: also train on the complete root.
-        notebook: the parameterised training notebook (default :func:`default_notebook`).
-        variant: label set.
-        progress: show papermill's progress bar.
-        extra_parameters: more notebook parameters (e.g. ``{"device": "cuda"}``).
-
-    Returns:
-        run name -> its summary.
-    """
-    import papermill
-
-    notebook = Path(notebook) if notebook else default_notebook()
-    if not notebook.exists():
-        raise FileProblem(notebook, "training notebook not found (pass --notebook)")
-    out_dir = Path(out_dir)
-    summaries = {}
-    for name, root in plan_runs(subsets_dir, full_root=full_root, subsets=subsets,
-                                include_complete=include_complete).items():
-        run_dir = out_dir / name
-        if not _is_done(run_dir, preset):
-            run_dir.mkdir(parents=True, exist_ok=True)
-            params = {"subset_root": str(Path(root).resolve()), "test_root": str(Path(full_root).resolve()),
-                      "out_dir": str(run_dir.resolve()), "variant": variant, "preset": preset,
-                      **{k: ("" if v is None else v) for k, v in (extra_parameters or {}).items()}}
-            try:
-                papermill.execute_notebook(str(notebook), str(run_dir / NOTEBOOK_NAME), parameters=params,
-                                           kernel_name="python3", progress_bar=progress, cwd=str(run_dir))
-            except papermill.PapermillExecutionError as err:
-                raise FileProblem(run_dir / NOTEBOOK_NAME, f"run {name!r} failed in cell {err.exec_count}: "
-                                                           f"{err.ename}: {err.evalue} (the executed notebook "
-                                                           "shows the traceback)") from err
-        summaries[name] = read_summary(run_dir / SUMMARY_FILE)
-    return summaries
-
-
-__all__ = ["NOTEBOOK_NAME", "default_notebook", "plan_runs", "run_ablation", "training_set_summary",
-           "write_run_summary"]
+__all__ = ["training_set_summary", "write_run_summary"]

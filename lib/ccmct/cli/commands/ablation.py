@@ -134,7 +134,7 @@ def _report(args, manifests: dict) -> int:
 
 
 def _run_run(args) -> int:
-    from ccmct.evaluation.ablation_runs import run_ablation
+    from ccmct.pipeline.ablation import run_ablation
 
     require_folder(args.subsets_dir, "--subsets-dir")
     require_data_root(args.data_root, slides=True, databases=True)

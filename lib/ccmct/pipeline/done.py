@@ -1,0 +1,49 @@
+"""Is a step done? A model directory complete, a result file with nothing pending or failed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ccmct.config.paths import DataRoot
+from ccmct.types import VARIANTS
+
+
+def data_ready(root: DataRoot) -> bool:
+    """A (synthetic) data root with its split file and the three label databases."""
+    return root.split_file.exists() and all(root.database(v).exists() for v in VARIANTS)
+
+
+def model_ready(model_dir: Path) -> bool:
+    """A model directory is complete: ``config.json`` is written last, after ``weights.pt``."""
+    return (model_dir / "config.json").exists() and (model_dir / "weights.pt").exists()
+
+
+def unfinished_slides(path: Path) -> dict[str, str]:
+    """Slides a result file does not hold although its step meant to: ``{slide: reason}`` from its metadata
+    (``pending``: an interrupted second stage; ``failed``: an unreadable slide in inference, also when the
+    second stage re-scored a first-stage file with failed slides). Empty for a complete file."""
+    from ccmct.data.results import read_metadata
+
+    try:
+        meta = read_metadata(path)
+    except Exception as err:  # noqa: BLE001 - an unreadable result file is an unfinished step
+        return {"*": f"unreadable result file ({err})"}
+    out = {name: "pending (interrupted run)" for name in meta.get("pending") or []}
+    for source in (meta, meta.get("stage1") or {}):
+        out.update({name: f"failed: {reason}" for name, reason in (source.get("failed") or {}).items()})
+    return out
+
+
+def result_ready(path: Path) -> bool:
+    """A result file exists and its metadata lists no pending or failed slides."""
+    return path.exists() and not unfinished_slides(path)
+
+
+def rescored_ready(rescored: Path, source: Path) -> bool:
+    """A second-stage file is complete and was made from the current first-stage file (a first stage rerun,
+    e.g. after a failed slide, makes the re-scoring stale)."""
+    from ccmct.data.results import read_metadata
+
+    if not result_ready(rescored) or not source.exists():
+        return False
+    return read_metadata(rescored).get("stage1") == read_metadata(source)
