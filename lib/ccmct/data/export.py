@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ccmct import jsonable
 from ccmct.data.sliderunner import AnnotationType, SlideRunnerDB, self_intersecting
+from ccmct.atomicio import atomic_write_json
 
 COCO_INFO = {
     "description": "Large-Scale Mitotic Figure Dataset for Canine Cutaneous Mast Cell Tumors (MITOS_WSI_CMCT)",
@@ -236,16 +236,7 @@ def _shape_geometry(anno) -> dict:
 def write_json_atomic(path: str | os.PathLike[str], document) -> Path:
     """Write strict JSON (NaN/Infinity -> null, :mod:`ccmct.jsonable`) to a temporary file beside ``path``, then
     rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            jsonable.dump(document, handle)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write_json(path, document, indent=None)
 
 
 # --------------------------------------------------------------------------- evaluated detections (QuPath)

@@ -35,6 +35,7 @@ from typing import Iterable, Literal
 
 from ccmct.config.dataset import DATABASE_FIGSHARE_IDS, DATABASE_FILES, REAL_SLIDES
 from ccmct.errors import CcmctError, FileProblem
+from ccmct.atomicio import atomic_write_text
 
 Kind = Literal["database", "slide"]
 ONLY_CHOICES = ("databases", "slides")
@@ -163,7 +164,4 @@ def record_checksum(data_root: str | os.PathLike[str], relative_path: str, md5: 
     with _CHECKSUM_LOCK:
         checksums = read_checksums(data_root)
         checksums[relative_path] = md5.lower()
-        tmp = path.with_name(path.name + ".tmp")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text("".join(f"{value}  {key}\n" for key, value in sorted(checksums.items())))
-        os.replace(tmp, path)
+        atomic_write_text(path, "".join(f"{value}  {key}\n" for key, value in sorted(checksums.items())))

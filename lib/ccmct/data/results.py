@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import pickle
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -36,6 +35,7 @@ import numpy as np
 
 from ccmct import jsonable
 from ccmct.errors import ResultsError
+from ccmct.atomicio import atomic_write
 
 AUTHORS_SUFFIX = ".p.bz2"
 PRIMARY_SUFFIX = ".npz"
@@ -203,20 +203,9 @@ def write_results(path: str | os.PathLike[str], results: Mapping[str, np.ndarray
     """
     path = Path(path)
     clean = {str(name): as_detections(boxes, path=path, slide=str(name)) for name, boxes in results.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if is_authors_format(path):
-                _write_authors(handle, clean)
-            else:
-                _write_primary(handle, clean, dict(metadata or {}))
-        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    if is_authors_format(path):
+        return atomic_write(path, lambda handle: _write_authors(handle, clean))
+    return atomic_write(path, lambda handle: _write_primary(handle, clean, dict(metadata or {})))
 
 
 def detection_counts(results: Mapping[str, np.ndarray]) -> dict[str, int]:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ccmct.errors import DatabaseError
+from ccmct.atomicio import atomic_path
 
 
 class AnnotationType(IntEnum):
@@ -544,29 +545,26 @@ def copy_database(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     """
     src, dst = Path(src), Path(dst)
     SlideRunnerDB.open(src).close()  # validates
-    tmp = dst.with_name(dst.name + ".tmp")
-    tmp.unlink(missing_ok=True)
     source = sqlite3.connect(_readonly_uri(src), uri=True)
-    target = sqlite3.connect(tmp)
     try:
-        source.backup(target)
-        if keep_slides is not None:
-            names = list(keep_slides)
-            marks = ", ".join("?" * len(names))
-            drop = [r[0] for r in target.execute(f"SELECT uid FROM Slides WHERE filename NOT IN ({marks})", names)]
-            for uid in drop:
-                target.execute("DELETE FROM Annotations_label WHERE annoId IN "
-                               "(SELECT uid FROM Annotations WHERE slide = ?)", (uid,))
-                target.execute("DELETE FROM Annotations_coordinates WHERE slide = ?", (uid,))
-                target.execute("DELETE FROM Annotations WHERE slide = ?", (uid,))
-                target.execute("DELETE FROM Slides WHERE uid = ?", (uid,))
-        target.commit()
-    except BaseException:
-        target.close()
-        tmp.unlink(missing_ok=True)
-        raise
+        with atomic_path(dst) as tmp:
+            target = sqlite3.connect(tmp)
+            try:
+                source.backup(target)
+                if keep_slides is not None:
+                    names = list(keep_slides)
+                    marks = ", ".join("?" * len(names))
+                    drop = [r[0] for r in
+                            target.execute(f"SELECT uid FROM Slides WHERE filename NOT IN ({marks})", names)]
+                    for uid in drop:
+                        target.execute("DELETE FROM Annotations_label WHERE annoId IN "
+                                       "(SELECT uid FROM Annotations WHERE slide = ?)", (uid,))
+                        target.execute("DELETE FROM Annotations_coordinates WHERE slide = ?", (uid,))
+                        target.execute("DELETE FROM Annotations WHERE slide = ?", (uid,))
+                        target.execute("DELETE FROM Slides WHERE uid = ?", (uid,))
+                target.commit()
+            finally:
+                target.close()
     finally:
         source.close()
-    target.close()
-    os.replace(tmp, dst)
     return dst

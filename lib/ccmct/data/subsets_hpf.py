@@ -40,6 +40,7 @@ from ccmct.config.paths import DataRoot, write_split
 from ccmct.data.sliderunner import AnnotationType, SlideRunnerDB
 from ccmct.data.slides import open_slide
 from ccmct.errors import CcmctError, DatabaseError, FileProblem
+from ccmct.atomicio import atomic_write_json
 
 Anchor = Literal["centre", "top-left"]
 ANCHORS: tuple[Anchor, ...] = ("centre", "top-left")
@@ -328,9 +329,7 @@ def _manifest(root: DataRoot, n_hpf: float, anchor: str, plans: dict, rects: dic
 
 
 def _write_json(path: Path, document: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=1))
-    os.replace(tmp, path)
+    atomic_write_json(path, document)
 
 
 def create_hpf_subsets(data_root: str | os.PathLike[str], out_dir: str | os.PathLike[str],

@@ -20,7 +20,6 @@ Which training slides are kept:
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Iterable
@@ -31,6 +30,7 @@ from ccmct.config.dataset import MITOTIC_FIGURE, REAL_SLIDES, WSI_SUBSETS
 from ccmct.config.paths import DataRoot, write_split
 from ccmct.data.sliderunner import SlideRunnerDB, copy_database
 from ccmct.errors import DatabaseError, FileProblem
+from ccmct.atomicio import atomic_write_json
 
 MANIFEST_FILE = "subset.json"
 _REAL_TRAIN = frozenset(s.filename for s in REAL_SLIDES if s.split == "train")
@@ -123,9 +123,7 @@ def create_wsi_subset(data_root: str | os.PathLike[str], out_root: str | os.Path
         "n_train_slides": len(kept), "train_slides": kept, "test_slides": test,
         "train_mitoses": sum(mitoses[n] for n in kept),
     }
-    tmp = out.path / (MANIFEST_FILE + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, out.path / MANIFEST_FILE)
+    atomic_write_json(out.path / MANIFEST_FILE, manifest)
     return manifest
 
 

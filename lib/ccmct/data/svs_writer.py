@@ -26,6 +26,7 @@ from typing import Callable, Iterator
 import numpy as np
 import tifffile
 from PIL import Image
+from ccmct.atomicio import atomic_path
 
 StripRenderer = Callable[[int, int], np.ndarray]
 """``render(y0_l0, height) -> (height, width, 3) uint8``: level-0 rows [y0, y0 + height) of the slide."""
@@ -85,9 +86,7 @@ def write_svs(path: str | os.PathLike[str], image_or_renderer: np.ndarray | Stri
     tail = f"JPEG/RGB Q={quality}" if compression == "jpeg" else "RGB"
     description = f"{head} {tail}|AppMag = {app_mag}|MPP = {mpp:.6f}"
     pages = dict(photometric="rgb", compression=comp, compressionargs=comp_args, metadata=None)
-    tmp = path.with_name(path.name + ".tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with atomic_path(path) as tmp:
         with tifffile.TiffWriter(tmp, bigtiff=width * height * 3 > 2**31) as tif:
             tif.write(_level0_tiles(renderer, width, height, tile, reduced), shape=(height, width, 3),
                       dtype=np.uint8, tile=(tile, tile), description=description,
@@ -111,9 +110,6 @@ def write_svs(path: str | os.PathLike[str], image_or_renderer: np.ndarray | Stri
             tif.write(macro, rowsperstrip=16, photometric="rgb", compression="jpeg", compressionargs={"level": 80},
                       metadata=None, subfiletype=SUBFILE_MACRO,
                       description=f"Aperio Image Library v12.0.15 \r\nmacro {macro.shape[1]}x{macro.shape[0]}")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

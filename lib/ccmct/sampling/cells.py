@@ -37,6 +37,7 @@ from ccmct.config import CELL_CLASS_NAMES, GRANULOCYTE, LOOKALIKE, MITOTIC_FIGUR
 from ccmct.data.sliderunner import SlideRunnerDB
 from ccmct.data.slides import Slide, cached_slide, open_slide
 from ccmct.errors import FileProblem
+from ccmct.atomicio import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -314,7 +315,6 @@ def export_patches(table: pd.DataFrame, root: DataRoot | str | os.PathLike[str],
         if target.exists():
             continue
         patch = read_cell_patch(cached_slide(root.slide_path(row.slide)), row.x_l0, row.y_l0, size_px)
-        tmp = target.with_name(f".{target.name}.tmp")
-        Image.fromarray(patch).save(tmp, format="PNG")
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            Image.fromarray(patch).save(tmp, format="PNG")
     return counts

@@ -23,7 +23,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from ccmct.precision import autocast
 from ccmct.sampling.patches import PatchSampler
 from ccmct.sampling.slides import load_training_slides
 from ccmct.training.augment import augment_patch
+from ccmct.atomicio import atomic_path, atomic_write_json
 
 __all__ = ["CANDIDATE_PRESETS", "CandidatePreset", "ReducedPatchDataset", "candidate_preset", "choose_threshold",
            "train_candidate"]
@@ -180,19 +180,11 @@ def choose_threshold(best_scores: np.ndarray, target_recall: float) -> float:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        if path.suffix == ".json":
-            Path(tmp).write_text(json.dumps(obj, indent=1), encoding="utf-8")
-        else:
-            torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if path.suffix == ".json":
+        atomic_write_json(path, obj)
+        return
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _read_summary(out_dir: Path) -> dict | None:

@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import asdict, dataclass, replace
@@ -50,6 +49,7 @@ from ccmct.training.classifier_checkpoint import (
     remove_checkpoint,
 )
 from ccmct.training.classifier_report import confusion_table, plot_confusion
+from ccmct.atomicio import atomic_path, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -381,22 +381,18 @@ def _write_outputs(run: ClassifierRun, model) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, frame, index in (("history.csv", run.history, False), ("batch_losses.csv", run.batch_losses, False),
                                ("confusion.csv", run.confusion, True), ("counts.csv", run.counts, True)):
-        tmp = out / f".{name}.tmp"
-        frame.to_csv(tmp, index=index)
-        os.replace(tmp, out / name)
+        with atomic_path(out / name) as tmp:
+            frame.to_csv(tmp, index=index)
     figure = plot_confusion(run.confusion)
-    tmp = out / ".confusion.png.tmp"
-    figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    os.replace(tmp, out / "confusion.png")
+    with atomic_path(out / "confusion.png") as tmp:
+        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     import matplotlib.pyplot as plt
 
     plt.close(figure)
     metrics = {"test_accuracy": run.test_accuracy, "validation": run.validation,
                "final_valid_accuracy": run.config.training.get("final_valid_accuracy"),
                "counts": run.counts.to_dict(orient="index")}
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=1, default=float))
-    os.replace(tmp, out / "metrics.json")
+    atomic_write_json(out / "metrics.json", metrics)
     save_classifier_dir(out, model, run.config)  # config.json last: marks a complete directory
 
 

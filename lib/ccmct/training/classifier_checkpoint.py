@@ -12,8 +12,6 @@ another run (different signature) is refused with a message, never silently mixe
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import torch
 
 from ccmct.errors import CcmctError
 from ccmct.training import resume
+from ccmct.atomicio import atomic_write
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -81,14 +80,7 @@ def save_checkpoint(out_dir: Path, learn, signature: dict, state: TrainingState)
     payload = {"model": {k: v.detach().cpu() for k, v in learn.model.state_dict().items()},
                "opt": _plain(learn.opt.state_dict()) if learn.opt is not None else {},
                "meta": json.dumps(meta, default=float), "rng": _plain(resume.capture(learn))}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: torch.save(payload, handle))
     return path
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from ccmct.models.io import save_model_dir
+from ccmct.atomicio import atomic_write_json
 
 __all__ = ["SUMMARY_FILE", "export_detector", "read_summary"]
 
@@ -18,11 +17,7 @@ def export_detector(out_dir: Path, model, config, summary: dict) -> Path:
     """Write ``weights.pt`` + ``config.json`` (:func:`ccmct.models.io.save_model_dir`) and ``training.json``."""
     out_dir = Path(out_dir)
     save_model_dir(out_dir, model, config)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{SUMMARY_FILE}.", suffix=".tmp")
-    os.chmod(tmp, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=1)
-    os.replace(tmp, out_dir / SUMMARY_FILE)
+    atomic_write_json(out_dir / SUMMARY_FILE, summary)
     return out_dir
 
 

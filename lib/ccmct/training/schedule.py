@@ -18,8 +18,6 @@ a run killed inside a pseudo-epoch repeats that pseudo-epoch with the same patch
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from fastai.callback.core import Callback, CancelFitException
 from ccmct.config.presets import DetectorPreset, Stage
 from ccmct.errors import CcmctError
 from ccmct.training import resume
+from ccmct.atomicio import atomic_path
 
 __all__ = ["CHECKPOINT_DIR", "ScheduleCallback", "load_state", "run_schedule", "units"]
 
@@ -60,16 +59,8 @@ def _plain(obj):
 
 
 def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o644)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_state(out_dir: Path, config_dict: dict) -> dict | None:

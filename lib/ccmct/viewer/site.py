@@ -32,6 +32,7 @@ from ccmct.config.dataset import DETECTION_RADIUS_L0
 from ccmct.errors import CcmctError, FileProblem
 from ccmct.viewer import tiles as tiles_mod
 from ccmct.viewer.overlays import COLORS, Stage, overlay_script, read_slide_labels, read_zones, slide_overlay
+from ccmct.atomicio import atomic_path, atomic_write_text
 
 MANIFEST = "ccmct-site.json"
 PARTIAL = ".ccmct-site-partial"
@@ -146,13 +147,7 @@ def resolve_thresholds(plan: ViewerPlan, gt_db: Path) -> list[float]:
 
 # ----------------------------------------------------------------------------------------- writing
 def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(path, text)
 
 
 def _template(name: str) -> Template:
@@ -169,10 +164,8 @@ def copy_static(site: Path) -> None:
                 if target.exists() and target.stat().st_size == file.stat().st_size \
                         and target.read_bytes() == file.read_bytes():
                     continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.tmp")
-                shutil.copyfile(file, tmp)
-                os.replace(tmp, target)
+                with atomic_path(target) as tmp:
+                    shutil.copyfile(file, tmp)
 
 
 def write_thumbnail(slide_path: Path, target: Path, max_px: int = 240) -> None:
@@ -184,10 +177,8 @@ def write_thumbnail(slide_path: Path, target: Path, max_px: int = 240) -> None:
         return
     with open_slide(slide_path) as slide:
         image = Image.fromarray(slide.thumbnail(max_px))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    image.save(tmp, "JPEG", quality=85)
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        image.save(tmp, "JPEG", quality=85)
 
 
 # ----------------------------------------------------------------------------------------- build

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ccmct.errors import CcmctError
+from ccmct.atomicio import atomic_write_bytes
 
 TILE_PX = 254
 """Deep Zoom tile side, px (openslide's default: 254 + 2 x 1 px overlap = 256)."""
@@ -117,12 +117,7 @@ def _existing(path: Path) -> bool:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(path, data, mkdir=False)
 
 
 def read_marker(site: Path, stem: str) -> dict | None:

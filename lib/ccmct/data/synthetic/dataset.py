@@ -38,6 +38,7 @@ from ccmct.data.synthetic.render import SlideRenderer
 from ccmct.data.synthetic.stain import random_stain
 from ccmct.data.synthetic.tissue import make_tissue_map
 from ccmct.errors import CcmctError
+from ccmct.atomicio import atomic_write_json
 
 MANIFEST = "synthetic.json"
 GENERATOR_VERSION = 3
@@ -227,9 +228,7 @@ def _write_databases(root: DataRoot, records: list[SlideRecord], splits: list[st
 
 def _write_json(path: Path, document: dict) -> None:
     """Write JSON atomically (temporary file, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=1))
-    os.replace(tmp, path)
+    atomic_write_json(path, document)
 
 
 def read_report(data_root: str | os.PathLike[str]) -> dict:
