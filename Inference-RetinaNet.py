@@ -15,7 +15,7 @@ Usage::
 Writes ``<MODEL name>-<DATASETNAME>[-val]-inference_results_boxes.p.bz2`` in the current folder: the authors'
 pickle dict, now with slide-level distance NMS applied, margins covered and background tiles skipped
 (``--all-tiles`` is not offered here; use ``ccmct infer --all-tiles`` for parity runs). The train/test split
-is the data root's ``split.json`` if present, else the paper's (original_facts.md §2.2). Under torchrun the
+is the data root's ``split.json`` if present, else the paper's (the test list of the authors' `Inference-RetinaNet.py`). Under torchrun the
 slides are sharded across ranks. Exit code 1 if some slide failed, 2 on bad input.
 """
 

@@ -4,7 +4,7 @@ Data: the authors' ``RetinaNet-ODAEL-6WSI-...-val`` result file (~153k detection
 ground truth (a share of the confident detections, jittered, plus random points: the real databases are not
 available to the tests). The baseline follows the authors' procedure: greedy NMS once at the minimum
 threshold (sklearn KD-tree, Python loop), then for every threshold a KD-tree over detections + GT and a
-``query_radius`` neighbourhood per point (original_facts.md §5.1). Both must give identical TP/FP/FN.
+``query_radius`` neighbourhood per point (the authors' `lib/calculate_F1.py`; docs/evaluation.md). Both must give identical TP/FP/FN.
 
     python benchmarks/evaluation.py [--json] [--results FILE] [--min-threshold 0.5]
 """

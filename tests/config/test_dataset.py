@@ -7,7 +7,7 @@ from ccmct.config.dataset import (
     DATABASE_FILES, REAL_SLIDES, REAL_TEST_SLIDES, WSI_DELETION_ORDER, WSI_SUBSETS,
 )
 
-# The paper's test slides (original_facts.md §2.2), as written in every script of the authors.
+# The paper's test slides (the test list of the authors' `Inference-RetinaNet.py`), as written in every script of the authors.
 PAPER_TEST = {"be10fa37ad6e88e1f406", "f3741e764d39ccc4d114", "c86cd41f96331adf3856", "552c51bfb88fd3e65ffe",
               "8c9f9618fcaca747b7c3", "c91a842257ed2add5134", "dd4246ab756f6479c841", "f26e9fcef24609b988be",
               "96274538c93980aad8d6", "add0a9bbc53d1d9bac4c", "1018715d369dd0df2fc0"}
@@ -27,7 +27,7 @@ def test_test_split_is_the_papers():
 
 
 def test_table1_sums_match_the_published_totals():
-    """original_facts.md §2.1: ODAEL mitotic figures 22404 train / 22476 test / 44880 all; area 4842.06 mm²."""
+    """paper, Table 1: ODAEL mitotic figures 22404 train / 22476 test / 44880 all; area 4842.06 mm²."""
     train = sum(s.mitoses_odael for s in REAL_SLIDES if s.split == "train")
     test = sum(s.mitoses_odael for s in REAL_SLIDES if s.split == "test")
     assert (train, test, train + test) == (22404, 22476, 44880)
@@ -36,7 +36,7 @@ def test_table1_sums_match_the_published_totals():
 
 
 def test_wsi_subsets():
-    """original_facts.md §2.3: kept slides and their training mitotic figures (12370 / 5798 / 4432)."""
+    """the authors' `AblationStudy/create_WSIsubsets.py`; docs/ablation.md: kept slides and their training mitotic figures (12370 / 5798 / 4432)."""
     mitoses = {s.filename: s.mitoses_odael for s in REAL_SLIDES}
     assert {n: len(v) for n, v in WSI_SUBSETS.items()} == {12: 12, 6: 6, 3: 3}
     assert {n: sum(mitoses[f] for f in v) for n, v in WSI_SUBSETS.items()} == {12: 12370, 6: 5798, 3: 4432}

@@ -75,7 +75,7 @@ def test_every_authors_file_loads_with_per_slide_counts(authors_results):
 
 
 def test_second_stage_files_hold_exactly_the_nms_survivors_of_stage_one(authors_results):
-    """original_facts §4.3: decoded torch scores aside, the boxes equal distance_nms(stage-1 boxes)."""
+    """the authors' `2nd_stage/Inference-CellClassifier.py`; docs/second_stage.md: decoded torch scores aside, the boxes equal distance_nms(stage-1 boxes)."""
     pairs = 0
     for second in [n for n in authors_results if n.startswith("2ndstage_")]:
         stage1, stage2 = authors_results[second.removeprefix("2ndstage_")], authors_results[second]

@@ -60,7 +60,7 @@ def test_real_tumorzone_tables(tumorzone_db):
         assert db.find_slide("/anywhere/WSI/ce949341ba99845813ac.svs") == 33   # base name compared
         annos = db.annotations()
         polygons = annos[annos["type"] == AnnotationType.POLYGON]
-        # original_facts.md §1.4: polygons class1 x41, class2 x6, class3 x3, class4 x63; 2 spots; 466 special spots
+        # docs/data.md, SlideRunner's `annotations.py`: polygons class1 x41, class2 x6, class3 x3, class4 x63; 2 spots; 466 special spots
         assert polygons["agreed_class"].value_counts().to_dict() == {1: 41, 4: 63, 2: 6, 3: 3}
         spots = db.spots()
         assert (spots["type"] == AnnotationType.SPOT).sum() == 2
@@ -92,7 +92,7 @@ def test_real_high_mc_rectangles(high_mc_db):
                 assert [(lab.person, lab.class_id, lab.order) for lab in anno.labels] == [(1, 1, 1)]
                 rects.setdefault(name, []).append(anno.vertices_l0)
     assert sum(len(v) for v in rects.values()) == 33
-    # original_facts.md §1.4 examples (x1, y1, x2, y2): orderIdx 1 = top-left, 2 = bottom-right
+    # docs/data.md, SlideRunner's `annotations.py` examples (x1, y1, x2, y2): orderIdx 1 = top-left, 2 = bottom-right
     big = {n: next(r for r in v if r[1, 0] - r[0, 0] > 6000) for n, v in rects.items()}
     np.testing.assert_array_equal(big["c91a842257ed2add5134.svs"], [[23245, 40847], [30263, 46098]])
     np.testing.assert_array_equal(big["9374efe6ac06388cc877.svs"], [[14024, 16105], [21057, 21369]])

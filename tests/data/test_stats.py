@@ -20,7 +20,7 @@ from ccmct.data.svs_writer import write_svs
 from ccmct.errors import DatabaseError, FileProblem
 
 # MPP for the real tumor-zone polygons. The paper says 0.25 µm/px, but the authors' HPF crop sizes
-# (4962 x 3721 px for 5 HPF etc., original_facts.md §2.4) are reproduced exactly only with the slides'
+# (4962 x 3721 px for 5 HPF etc., the authors' `AblationStudy/create_HPFsubsets.py`; docs/ablation.md) are reproduced exactly only with the slides'
 # openslide mpp-x = 0.2533; their area script multiplied by that recorded MPP. With 0.25 every area would be
 # 2.6 % too small.
 REAL_MPP = 0.2533

@@ -13,7 +13,7 @@ R = 25.0
 
 
 def _authors_core(det, gt, radius):
-    """Literal transcription of the rule in original_facts §5.1: every point marks its whole neighbourhood."""
+    """Literal transcription of the rule in the authors' `lib/calculate_F1.py`; docs/evaluation.md: every point marks its whole neighbourhood."""
     points = np.concatenate([det, gt]).reshape(-1, 2)
     is_det = np.arange(len(points)) < len(det)
     marked = np.zeros(len(points), bool)

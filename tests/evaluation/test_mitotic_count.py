@@ -8,7 +8,7 @@ from ccmct.evaluation import count_correlation, hpf_window_l0, mitotic_count, mi
 
 
 def test_window_size_matches_the_authors_hpf_crops():
-    # original_facts §2.4: 10 HPF = 7017 x 5263 px and 5 HPF = 4962 x 3721 px at 0.2533 µm/px
+    # the authors' `AblationStudy/create_HPFsubsets.py`; docs/ablation.md: 10 HPF = 7017 x 5263 px and 5 HPF = 4962 x 3721 px at 0.2533 µm/px
     assert hpf_window_l0(0.2533, n_hpf=10) == (7017, 5263)
     assert hpf_window_l0(0.2533, n_hpf=5) == (4962, 3721)
 

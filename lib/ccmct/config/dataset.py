@@ -1,6 +1,6 @@
 """Facts about the MITOS_WSI_CCMCT data set: class ids, the 32 slides, the split, the subsets.
 
-This module is the single source of truth for these numbers (original_facts.md §1.3, §2); nothing else in
+This module is the single source of truth for these numbers (paper, Table 1; docs/data.md); nothing else in
 the project repeats them. Numbers come from the paper (Bertram et al., Sci Data 2019) and the authors'
 published notebooks.
 """
@@ -60,7 +60,7 @@ SPLIT_FILE = "split.json"
 
 @dataclass(frozen=True)
 class SlideFacts:
-    """One of the 32 real slides (original_facts.md §2.1).
+    """One of the 32 real slides (paper, Table 1).
 
     Attributes:
         filename: file name under ``<root>/WSI``.
@@ -124,7 +124,7 @@ DATABASE_FIGSHARE_IDS = MappingProxyType(
     {"ODAEL": 16261571, "MEL": 16261574, "HEAEL": 16261583, "Tumorzone": 16261586}
 )
 
-# --- WSI ablation subsets (create_WSIsubsets.py; original_facts.md §2.3): kept training slides --------
+# --- WSI ablation subsets (the authors' `create_WSIsubsets.py`; docs/ablation.md): kept training slides --------
 _UID_TO_NAME = {s.uid: s.filename for s in REAL_SLIDES}
 _DELETED_FOR_12 = (13, 8, 4, 7, 17, 22, 28, 26, 23)
 _DELETED_FOR_6 = _DELETED_FOR_12 + (24, 36, 29, 15, 14, 19)

@@ -1,6 +1,6 @@
 """Training presets, selected by name: ``smoke`` (seconds, CI), ``quick`` (CPU demo, minutes), ``paper``.
 
-The ``paper`` detector schedule is the paper's (Bertram et al. 2019; original_facts.md §3.2): pseudo-epochs
+The ``paper`` detector schedule is the paper's (Bertram et al. 2019, §"Technical validation"; docs/training.md): pseudo-epochs
 of 5,000 patches of 256 px; 1 initial pseudo-epoch with the backbone frozen; the heads 3 x 10 pseudo-epochs
 one-cycle at max lr 1e-4 with Adam; then the whole network 2 x 30 pseudo-epochs with early stopping on
 validation, best model kept. ``quick`` and ``smoke`` start from random weights on CPU, so they train the

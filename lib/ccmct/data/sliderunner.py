@@ -1,6 +1,6 @@
 """SlideRunner SQLite databases: read and write, in exactly the schema of the published files.
 
-Tables (original_facts.md §1.1): ``Slides``, ``Annotations`` (one object, ``agreedClass`` = ground truth),
+Tables (SlideRunner's `database.py` schema, docs/data.md): ``Slides``, ``Annotations`` (one object, ``agreedClass`` = ground truth),
 ``Annotations_coordinates`` (vertices in level-0 px, ``orderIdx`` 1-based), ``Annotations_label`` (one row
 per individual vote, in the order given), ``Classes``, ``Persons``, ``Log``.
 

@@ -1,4 +1,4 @@
-"""Ablation subsets of a data root (paper §"Ablation study"; original_facts.md §2.3-2.4).
+"""Ablation subsets of a data root (paper §"Ablation study"; docs/ablation.md).
 
 - :mod:`ccmct.data.subsets_hpf`: 5 / 10 / 50-HPF crops around the expert's high-mitotic-count rectangle.
 - :mod:`ccmct.data.subsets_wsi`: databases keeping 3 / 6 / 12 of the training slides.

@@ -1,6 +1,6 @@
 """HPF ablation subsets: per slide one n-HPF crop around the expert's high-mitotic-count rectangle.
 
-Paper §"Ablation study" and original_facts.md §2.4. For each slide of a data root:
+Paper §"Ablation study" and the authors' `AblationStudy/create_HPFsubsets.py`; docs/ablation.md. For each slide of a data root:
 
 1. **Reference rectangle**: the senior pathologist's rectangle in ``databases/HighMCAreas.sqlite``. The
    authors keep the type-2 (rectangle) annotation wider than 6000 px; the published file has one such box per

@@ -1,6 +1,6 @@
 """WSI ablation subsets: label databases keeping only 3 / 6 / 12 of the training slides.
 
-original_facts.md §2.3. The test slides are always kept; the slides themselves are not copied: the subset's
+the authors' `AblationStudy/create_WSIsubsets.py`; docs/ablation.md. The test slides are always kept; the slides themselves are not copied: the subset's
 ``WSI`` entry is a symbolic link to the source root's ``WSI`` folder (absolute path), so a subset costs only
 its databases (the label databases and, when present, the tumor-zone database, restricted to the kept
 slides). Every command of the pipeline runs on a subset root unchanged (its ``split.json`` lists the

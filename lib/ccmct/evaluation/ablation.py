@@ -1,4 +1,4 @@
-"""The ablation study's tables (original_facts.md §5.3) and Fig. 5 of the paper, from the runs' summaries.
+"""The ablation study's tables (paper, Table 5; docs/ablation.md) and Fig. 5 of the paper, from the runs' summaries.
 
 Each run (``AblationStudy/Ablation-Train.ipynb`` on one subset) leaves ``<runs>/<name>/summary.json``
 (:mod:`ccmct.pipeline.ablation`). :func:`load_runs` collects them into one table;
@@ -28,7 +28,7 @@ from ccmct.errors import ResultsError
 SUMMARY_FILE = "summary.json"
 PAPER_SOURCE = ("Bertram et al., Sci Data 2019, Fig. 5 (dual stage) and the stored outputs of the authors' "
                 "AblationStudy_Evaluation.ipynb (test = the 11 full test WSIs; thresholds from the subset's own "
-                "training images, minimum 0.20); transcribed in original_facts.md §5.3")
+                "training images, minimum 0.20); as published in the paper, Table 5 and Fig. 5")
 PAPER_COMPLETE_TRAIN_AREA_MM2 = round(sum(s.tumor_area_mm2 for s in REAL_SLIDES if s.split == "train"), 2)
 """Tumor area of the 21 training slides (paper Table 1): the 'annotated area' of the complete set."""
 

@@ -1,6 +1,6 @@
 """F1 per slide and overall (micro: sums of TP / FP / FN), the authors' way or strictly one-to-one.
 
-Pipeline per slide, as in the authors' ``calculate_F1`` (original_facts.md §5.1): keep detections with
+Pipeline per slide, as in the authors' ``calculate_F1`` (the authors' `lib/calculate_F1.py`; docs/evaluation.md): keep detections with
 ``score > threshold`` (strict), distance NMS (radius 25 px), box centres, then match
 (:mod:`ccmct.evaluation.matching`). Paper quirks reproduced with ``matching="paper"``:
 

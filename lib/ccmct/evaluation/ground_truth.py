@@ -1,6 +1,6 @@
 """Ground truth for evaluation: mitotic-figure points per slide, and which slides a result file covers.
 
-Paper semantics (original_facts.md §5.1): the ground truth of a slide is the first vertex (x1, y1) of every
+Paper semantics (the authors' `lib/calculate_F1.py`; docs/evaluation.md): the ground truth of a slide is the first vertex (x1, y1) of every
 annotation with ``agreedClass == MITOTIC_FIGURE`` (any annotation type), and only slides present in the
 result file are evaluated.
 

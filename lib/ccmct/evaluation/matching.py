@@ -2,7 +2,7 @@
 
 Both take detection centres and GT points in level-0 px and a radius (inclusive).
 
-**paper** (original_facts.md §5.1, ``_F1_core``): every point P (detection or GT) looks at all points
+**paper** (the authors' `lib/calculate_F1.py`; docs/evaluation.md, ``_F1_core``): every point P (detection or GT) looks at all points
 within the radius; if that neighbourhood holds at least one detection and one GT, all of them are marked.
 Unrolled, that means: a GT point is a TP iff some GT point within the radius of it (itself included) has a
 detection within the radius; a detection is not an FP iff a GT lies within the radius of it or of a

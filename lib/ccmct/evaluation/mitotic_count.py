@@ -1,7 +1,7 @@
 """Mitotic count (MC): the most mitotic figures in any 10-HPF window of a slide, from points.
 
 The area is ``n_hpf x HPF_AREA_MM2`` (10 x 0.237 = 2.37 mm²) at aspect 4:3, sized in pixels from the slide's
-µm/px (as the authors size their HPF crops, original_facts.md §2.4). Windows slide on a grid of
+µm/px (as the authors size their HPF crops, the authors' `AblationStudy/create_HPFsubsets.py`; docs/ablation.md). Windows slide on a grid of
 ``cells_per_width`` steps per window width (default 8: step = W/8 = H/6, ~220 µm), counted with a 2-D
 histogram and an integral image; the count is the maximum over grid positions (a lower bound of the
 continuous maximum, short of it only where a better window sits between grid positions).

@@ -1,6 +1,6 @@
 """Paper Table 4 (train variant x test variant, stage 1 and 2) and the check of the authors' published files.
 
-Thresholds are chosen as the authors did (original_facts.md §5.1/5.2): :func:`optimize_threshold` on the
+Thresholds are chosen as the authors did (the authors' `lib/calculate_F1.py` and `Evaluation.ipynb`; docs/evaluation.md): :func:`optimize_threshold` on the
 model's results for the *training* slides (``RetinaNet-<V>-train.npz``) against the model's own label set,
 then applied unchanged to its test results (``RetinaNet-<V>-test.npz``) evaluated against every label set.
 """
@@ -129,7 +129,7 @@ def paper_table4() -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class AuthorsFile:
-    """A published result file, the database it needs and the authors' numbers (original_facts.md §5.3)."""
+    """A published result file, the database it needs and the authors' numbers (paper, Table 5 and Fig. 5; docs/ablation.md)."""
 
     pattern: str
     needs: str

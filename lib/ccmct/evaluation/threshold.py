@@ -1,4 +1,4 @@
-"""Threshold search as the authors did it (original_facts.md §5.1 ``optimize_threshold``), all at once.
+"""Threshold search as the authors did it (the authors' `lib/calculate_F1.py`; docs/evaluation.md ``optimize_threshold``), all at once.
 
 The authors run distance NMS once at the minimum threshold, then for every threshold in
 ``np.arange(min_threshold, 0.99, 0.01)`` (last 0.98) compute the micro F1 and take the first maximum.

@@ -1,4 +1,4 @@
-"""Greedy distance non-maximum suppression (the authors' slide-level NMS, original_facts.md §4.2).
+"""Greedy distance non-maximum suppression (the authors' slide-level NMS, `lib/nms_WSI.py`; docs/inference.md).
 
 Detections are points (box centres). Processed in order of decreasing score, a detection is kept unless a
 kept detection lies within ``radius_l0`` (inclusive) of it. Instead of the sequential loop we run the

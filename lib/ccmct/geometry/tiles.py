@@ -3,7 +3,7 @@
 Frame: level-0 pixels, (0, 0) = top-left corner of the slide; a tile is the square
 ``[x_l0, x_l0 + tile_px) x [y_l0, y_l0 + tile_px)``.
 
-The grid follows the authors' ``Inference-RetinaNet.py`` (original_facts.md §4.1): 256 px tiles with a
+The grid follows the authors' ``Inference-RetinaNet.py`` (docs/inference.md): 256 px tiles with a
 stride of ``int(0.9 * 256) = 230`` px (26 px overlap), but it also covers the right and bottom margins: the
 last tile of each row / column is aligned to the slide's edge (the authors' ``range(0, W - 256, 230)`` left up
 to 230 px unprocessed, quirk §8 #2).
@@ -30,7 +30,7 @@ __all__ = ["PAPER_STRIDE_FRACTION", "TileGrid", "keep_most_central", "paper_stri
            "tiles_touching_mask"]
 
 PAPER_STRIDE_FRACTION = 0.9
-"""Stride / tile side of the authors' sliding window (``int(0.9 * 256) = 230`` px, original_facts.md §4.1)."""
+"""Stride / tile side of the authors' sliding window (``int(0.9 * 256) = 230`` px, the authors' `Inference-RetinaNet.py`; docs/inference.md)."""
 
 
 def paper_stride_px(tile_px: int) -> int:

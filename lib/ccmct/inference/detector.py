@@ -1,4 +1,4 @@
-"""Whole-slide detection with a tile detector (stage 1 of the paper, original_facts.md §4.1–4.2).
+"""Whole-slide detection with a tile detector (stage 1 of the paper, the authors' `Inference-RetinaNet.py` and `lib/nms_WSI.py`; docs/inference.md).
 
 Pipeline for one slide (every coordinate level-0 px unless a name says tile px):
 

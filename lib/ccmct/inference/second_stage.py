@@ -1,6 +1,6 @@
 """Second stage: re-score first-stage detections with the cell classifier (paper: F1 0.63 -> 0.82).
 
-Per slide (original_facts.md §4.3, with quirk #14 fixed):
+Per slide (the authors' `2nd_stage/Inference-CellClassifier.py`; docs/second_stage.md, with quirk #14 fixed):
 
 1. distance NMS at radius 25 px over all first-stage boxes, no score threshold
    (:func:`ccmct.geometry.distance_nms`);

@@ -1,7 +1,7 @@
 """Cell patches for the second stage: which annotations, the 128 px geometry, slide edges, the splits.
 
 Every annotation of class mitotic figure, look-alike, granulocyte or tumour cell (not ambiguous/other)
-becomes one square patch centred on the annotation's point (paper §"Second stage"; original_facts.md §4.4).
+becomes one square patch centred on the annotation's point (paper §"Second stage"; the authors' `2nd_stage` notebooks; docs/second_stage.md).
 The classes keep one order everywhere in the second stage (Table 3's order): MF, LA, Gr, TC.
 
 Geometry (level-0 px): a patch of ``size_px`` (default 128) for a centre (x, y) starts at

@@ -1,6 +1,6 @@
 """Where the detector's training patches come from: the 50 / 40 / 10 sampler over slides.
 
-For each patch (paper; original_facts.md §3.1) one case is drawn: with p 0.5 a mitotic figure, 0.4 a
+For each patch (paper; the authors' `lib/sampling.py`; docs/training.md) one case is drawn: with p 0.5 a mitotic figure, 0.4 a
 negative cell (look-alike, class 7; for MEL the ambiguous class 4, as the paper says) or 0.1 a random tissue
 position. Then a slide is drawn uniformly among the slides that have candidates of that case in the
 requested half, then a candidate uniformly within that slide.

@@ -1,6 +1,6 @@
 """Train the second-stage cell classifier with fastai (ResNet-18, 4 classes MF / LA / Gr / TC).
 
-Recipe (preset ``paper``, original_facts.md §4.4): ``vision_learner(resnet18, pretrained)``; one epoch with
+Recipe (preset ``paper``, the authors' `2nd_stage` notebooks; docs/second_stage.md): ``vision_learner(resnet18, pretrained)``; one epoch with
 the body frozen (``fit_one_cycle(1, 1e-2)``); unfreeze; ``fit_one_cycle(10, slice(1e-3, 1e-2),
 pct_start=0.05)``; Adam (fastai's default), cross-entropy, batch 16, 128 px patches. What differs from the
 authors, on purpose (quirk #23): validation is held-out training *slides* (see
@@ -102,7 +102,7 @@ CLASSIFIER_PRESETS: dict[str, ClassifierPreset] = {
     "quick": ClassifierPreset("quick", frozen_epochs=1, epochs=4, max_lr=3e-3, pct_start=0.25, batch_size=32,
                               items_per_epoch=1152, valid_items=384, norm_items=256, pretrained=False,
                               num_workers=1, jitter_px=6),
-    # the authors' recipe (original_facts.md §4.4)
+    # the authors' recipe (the authors' `2nd_stage` notebooks; docs/second_stage.md)
     "paper": ClassifierPreset("paper", frozen_epochs=1, epochs=10, max_lr=1e-2, pct_start=0.05, batch_size=16,
                               items_per_epoch=None, valid_items=None, norm_items=1024, pretrained=True,
                               num_workers=4),

@@ -32,7 +32,7 @@ class SynthPreset:
         jpeg_quality: JPEG quality of the tiles.
         blur_probability: chance per slide of an out-of-focus scanner stripe (Tumorzone class 3).
         wide_test_slides: extra test slides of ``wide_size_um`` (after the regular ones), several 10-HPF
-            windows large (a window is ~1778 x 1333 µm, original_facts / docs/evaluation.md) so that the
+            windows large (a window is ~1778 x 1333 µm, docs/evaluation.md) so that the
             mitotic-count hotspot, its location error and the count correlation carry information.
         wide_size_um: (width, height) of a wide test slide, µm.
         wide_tissue_fraction: (min, max) share of a wide slide covered by tissue (sparse keeps rendering and
