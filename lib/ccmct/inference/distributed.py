@@ -1,5 +1,6 @@
-"""Running inference under ``torchrun``: one helper reads the launcher's environment, slides are sharded
-across ranks, rank 0 gathers the detections and writes the one result file.
+"""Running inference under ``torchrun``: slides are sharded across ranks, rank 0 gathers the detections and
+writes the one result file. The torchrun state and device choice come from :mod:`ccmct.distributed`
+(re-exported here for the inference layer).
 
 ``torchrun --nproc_per_node=N --no-python ccmct infer ...`` sets ``RANK``, ``WORLD_SIZE`` and
 ``LOCAL_RANK``; without them the same code runs as a single process. The process group uses NCCL when the
@@ -8,77 +9,11 @@ model runs on GPUs, gloo on the CPU.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from datetime import timedelta
-
-import torch
 import torch.distributed as dist
 
-from ccmct.errors import CcmctError
+from ccmct.distributed import DistContext, resolve_device, shutdown, start
 
 __all__ = ["DistContext", "gather_to_main", "resolve_device", "shard_by_size", "shutdown", "start"]
-
-GROUP_TIMEOUT = timedelta(hours=24)
-"""How long a rank waits for the others at the final gather (a rank with fewer slides finishes early)."""
-
-
-@dataclass(frozen=True)
-class DistContext:
-    """Where this process sits in a ``torchrun`` job (rank 0 of 1 when not launched by torchrun).
-
-    Attributes:
-        rank: global rank.
-        world_size: number of processes.
-        local_rank: rank on this machine (selects the GPU).
-        initialised: whether this module started the process group.
-    """
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    initialised: bool = False
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def from_env(cls) -> "DistContext":
-        """Read ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` (as set by torchrun)."""
-        env = os.environ
-        return cls(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
-
-
-def resolve_device(requested: str | None, context: DistContext) -> torch.device:
-    """The device of this rank: ``cuda:<local_rank>`` for ``cuda`` (default when a GPU exists), else CPU."""
-    kind = requested or ("cuda" if torch.cuda.is_available() else "cpu")
-    if kind.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise CcmctError(f"device {kind!r} was asked for but torch sees no GPU; use --device cpu")
-        index = context.local_rank if kind == "cuda" else torch.device(kind).index
-        torch.cuda.set_device(index)
-        return torch.device("cuda", index)
-    if kind != "cpu":
-        raise CcmctError(f"device must be 'cpu' or 'cuda[:N]', got {requested!r}")
-    return torch.device("cpu")
-
-
-def start(device: torch.device, context: DistContext | None = None) -> DistContext:
-    """Join the process group when launched with ``WORLD_SIZE > 1`` (NCCL for GPUs, gloo for the CPU)."""
-    context = context or DistContext.from_env()
-    if context.world_size == 1 or dist.is_initialized():
-        return context
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend, timeout=GROUP_TIMEOUT,
-                            device_id=device if device.type == "cuda" else None)
-    return DistContext(context.rank, context.world_size, context.local_rank, initialised=True)
-
-
-def shutdown(context: DistContext) -> None:
-    """Leave the process group if :func:`start` joined it."""
-    if context.initialised and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def shard_by_size(names: list[str], sizes: list[float], world_size: int) -> list[list[str]]:

@@ -20,6 +20,7 @@ from ccmct.models.retinanet import DetectorConfig, RetinaNet
 from ccmct.sampling.patches import PatchSampler, SlideCells
 from ccmct.sampling.slides import load_training_slides
 from ccmct.training.data import Normalise, PatchDataset, make_dataloader
+from ccmct.distributed import resolve_device
 from ccmct.training.distributed import DDPCallback, DistInfo
 from ccmct.training.loss import DetectionLoss
 from ccmct.training.metrics import LossPart, PatchF1
@@ -42,10 +43,8 @@ class DetectorRun:
 
 
 def pick_device(dist: DistInfo | None = None) -> torch.device:
-    """CUDA (this process's GPU) when available, else CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", (dist or DistInfo()).local_rank)
-    return torch.device("cpu")
+    """CUDA (this process's GPU) when available, else CPU (:func:`ccmct.distributed.resolve_device`)."""
+    return resolve_device(None, dist or DistInfo())
 
 
 def detector_config(preset: DetectorPreset, variant: str, *, backbone_init: str = "none") -> DetectorConfig:
