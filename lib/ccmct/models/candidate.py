@@ -38,7 +38,7 @@ from torchvision.ops import sigmoid_focal_loss
 from ccmct.config.dataset import DETECTION_RADIUS_L0
 from ccmct.jsonable import json_default
 
-__all__ = ["KIND", "MODEL_KINDS", "CandidateConfig", "CandidateNet", "cells_to_input_px", "heat_maps"]
+__all__ = ["KIND", "CandidateConfig", "CandidateNet", "cells_to_input_px", "heat_maps"]
 
 KIND = "candidate"
 
@@ -220,11 +220,3 @@ def heat_maps(centres_input_px: list[np.ndarray], map_hw: tuple[int, int], confi
             g[i, j] = 1.0
         out[b, 0] = g
     return out
-
-
-def _factory(config: CandidateConfig) -> nn.Module:
-    return CandidateNet(config)
-
-
-MODEL_KINDS = {KIND: (CandidateConfig, _factory)}
-"""Registration with :mod:`ccmct.models.io` (kind -> (config class, model factory))."""

@@ -9,7 +9,7 @@ inference share one state dict. A model directory holds::
                   config = architecture, class order (ids, names, Table 3 abbreviations), patch size,
                   normalisation mean/std, preset, variant, training summary (ClassifierConfig.to_dict)
 
-written and read through :mod:`ccmct.models.io` (this module registers the kind in ``MODEL_KINDS``).
+written and read through :mod:`ccmct.models.io` (kind listed in :data:`ccmct.models.registry.MODEL_KINDS`).
 Never a pickled Learner.
 
 Example:
@@ -32,6 +32,7 @@ from torch import nn
 
 from ccmct.jsonable import json_default
 from ccmct.errors import ModelError
+from ccmct.models.io import CONFIG_FILE, load_model_dir, read_config_document, save_model_dir
 from ccmct.precision import autocast
 
 KIND = "cell_classifier"
@@ -172,20 +173,15 @@ def classifier_splitter(model: nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------- model dir
-def _factory(config: ClassifierConfig) -> nn.Module:
+def classifier_from_config(config: ClassifierConfig) -> nn.Module:
+    """The network of ``config`` (the registry's builder for kind ``cell_classifier``)."""
     if config.architecture != ARCHITECTURE:
         raise ValueError(f"architecture {config.architecture!r} is not supported (expected {ARCHITECTURE!r})")
     return build_classifier(config.n_classes)
 
 
-MODEL_KINDS = {KIND: (ClassifierConfig, _factory)}
-"""Registration with :mod:`ccmct.models.io` (kind -> (config class, model factory))."""
-
-
 def save_classifier_dir(directory: str | os.PathLike[str], model: nn.Module, config: ClassifierConfig) -> Path:
     """Write ``weights.pt`` then ``config.json`` (:func:`ccmct.models.io.save_model_dir`, atomic per file)."""
-    from ccmct.models.io import save_model_dir
-
     return save_model_dir(directory, model, config)
 
 
@@ -195,8 +191,6 @@ def load_classifier_config(directory: str | os.PathLike[str]) -> ClassifierConfi
     Raises:
         ModelError: missing, unreadable, another kind or format version.
     """
-    from ccmct.models.io import CONFIG_FILE, read_config_document
-
     path = Path(directory) / CONFIG_FILE
     document = read_config_document(directory)
     if document.get("kind") != KIND:
@@ -220,8 +214,6 @@ def load_classifier_dir(directory: str | os.PathLike[str], *, device: str | torc
     Raises:
         ModelError: a missing file, another kind or format, or weights that do not fit the architecture.
     """
-    from ccmct.models.io import load_model_dir
-
     load_classifier_config(directory)  # clear message for a detector directory, before building anything
     return load_model_dir(directory, map_location=device)
 
@@ -235,8 +227,6 @@ def detector_backbone_state(model_dir: str | os.PathLike[str]) -> dict[str, torc
     Raises:
         ModelError: not a detector model directory, or its backbone is not a ResNet-18.
     """
-    from ccmct.models.io import load_model_dir
-
     model, config = load_model_dir(model_dir)
     if not hasattr(model, "body"):
         raise ModelError(Path(model_dir), "not a first-stage (detector) model directory")
@@ -254,8 +244,6 @@ def detector_normalisation(model_dir: str | os.PathLike[str]) -> tuple[tuple[flo
     Raises:
         ModelError: not a detector model directory, or no mean/std in its config.
     """
-    from ccmct.models.io import read_config_document
-
     document = read_config_document(model_dir, kind="retinanet")
     try:
         config = document["config"]

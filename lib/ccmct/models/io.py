@@ -19,37 +19,13 @@ from torch import nn
 from ccmct import __version__, jsonable
 from ccmct.errors import ModelError
 from ccmct.atomicio import atomic_write
+from ccmct.models.registry import MODEL_KINDS, kind_of_config
 
 __all__ = ["CONFIG_FILE", "FORMAT_VERSION", "WEIGHTS_FILE", "load_model_dir", "save_model_dir"]
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "config.json"
-
-
-def _kinds() -> dict:
-    """kind -> (config class, model factory); imported lazily."""
-    from ccmct.models.retinanet import DetectorConfig, RetinaNet
-
-    kinds = {"retinanet": (DetectorConfig, RetinaNet)}
-    try:  # the second-stage classifier, when present, registers the same way
-        from ccmct.models import classifier
-
-        kinds.update(getattr(classifier, "MODEL_KINDS", {}))
-    except ImportError:
-        pass
-    from ccmct.models.candidate import MODEL_KINDS as CANDIDATE_KINDS  # the fast mode's candidate model
-
-    kinds.update(CANDIDATE_KINDS)
-    return kinds
-
-
-def _kind_of(config) -> str:
-    for kind, (config_cls, _) in _kinds().items():
-        if isinstance(config, config_cls):
-            return kind
-    msg = f"no model kind for config type {type(config).__name__}"
-    raise TypeError(msg)
 
 
 def save_model_dir(directory: str | os.PathLike[str], model: nn.Module, config) -> Path:
@@ -67,7 +43,7 @@ def save_model_dir(directory: str | os.PathLike[str], model: nn.Module, config) 
     directory.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "module", model)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    document = {"format_version": FORMAT_VERSION, "kind": _kind_of(config), "ccmct_version": __version__,
+    document = {"format_version": FORMAT_VERSION, "kind": kind_of_config(config), "ccmct_version": __version__,
                 "config": config.to_dict()}
     _atomic_write(directory / WEIGHTS_FILE, lambda f: torch.save(state, f))
     _atomic_write(directory / CONFIG_FILE,
@@ -98,9 +74,8 @@ def read_config_document(directory: str | os.PathLike[str], *, kind: str | None 
     return document
 
 
-KIND_NAMES = {"retinanet": "a RetinaNet detector (`ccmct train`)",
-              "cell_classifier": "a cell classifier (`ccmct train-classifier`)",
-              "candidate": "a fast-mode candidate model (`ccmct train --model candidate`)"}
+KIND_NAMES = {name: kind.description for name, kind in MODEL_KINDS.items()}
+"""kind -> how messages name it (from :data:`ccmct.models.registry.MODEL_KINDS`)."""
 
 
 def load_model_dir(directory: str | os.PathLike[str], *, map_location: str | torch.device = "cpu",
@@ -127,16 +102,15 @@ def load_model_dir(directory: str | os.PathLike[str], *, map_location: str | tor
                          else "is a file; a model directory (config.json + weights.pt) is expected")
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     document = read_config_document(directory)
-    kinds = _kinds()
     found = document.get("kind")
-    if found not in kinds:
-        raise ModelError(config_path, f"unknown model kind {found!r}; expected one of {sorted(kinds)}")
+    if found not in MODEL_KINDS:
+        raise ModelError(config_path, f"unknown model kind {found!r}; expected one of {sorted(MODEL_KINDS)}")
     if kind is not None and found != kind:
         raise ModelError(directory, f"is {KIND_NAMES.get(found, found)}; this command needs "
                                     f"{KIND_NAMES.get(kind, kind)}")
     if not weights_path.is_file():
         raise ModelError(weights_path, "missing; not a ccmct model directory (expected config.json + weights.pt)")
-    config_cls, factory = kinds[found]
+    config_cls, factory = MODEL_KINDS[found].config_class(), MODEL_KINDS[found].build
     raw = document.get("config")
     if not isinstance(raw, dict):
         raise ModelError(config_path, "has no 'config' object")
