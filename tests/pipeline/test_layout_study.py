@@ -1,0 +1,57 @@
+"""The study layout, ``DataRoot.slides`` and the Study's seed folders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ccmct.config.dataset import REAL_TEST_SLIDES
+from ccmct.config.paths import DataRoot
+from ccmct.pipeline import Layout, Study
+from ccmct.pipeline.done import model_ready, result_ready, unfinished_slides
+
+
+def test_slides_of_a_split_follow_split_json_and_the_paper(tiny_root, tmp_path):
+    root = DataRoot(tiny_root)
+    split = json.loads((tiny_root / "split.json").read_text())
+    for part in ("train", "test"):
+        slides = root.slides(part)
+        assert list(slides) == sorted(split[part])
+        assert all(path == tiny_root / "WSI" / name for name, path in slides.items())
+    paper = DataRoot(tmp_path)  # no split.json: the paper's 21 / 11 slides, whether or not they are there
+    assert len(paper.slides("train")) == 21 and set(paper.slides("test")) == REAL_TEST_SLIDES
+    with pytest.raises(ValueError, match="'train' or 'test'"):
+        root.slides("valid")
+
+
+def test_layout_names_and_seed_folders(tmp_path):
+    layout = Layout(tmp_path)
+    assert layout.detector_dir("MEL") == tmp_path / "models" / "RetinaNet-MEL"
+    assert layout.classifier_dir("ODAEL") == tmp_path / "models" / "CellClassifier-ODAEL"
+    assert layout.result_path("HEAEL", "test", 2) == tmp_path / "results" / "2ndstage_RetinaNet-HEAEL-test.npz"
+    assert layout.figure5 == tmp_path / "figures" / "figure5.png"
+    study = Study(out_dir=tmp_path, seeds=(3, 5), seed=3)
+    assert study.seed_dir(3) == tmp_path and study.seed_dir(5) == tmp_path / "seeds" / "seed-5"
+    assert study.for_seed(5).detector_dir("MEL") == tmp_path / "seeds" / "seed-5" / "models" / "RetinaNet-MEL"
+    assert study.for_seed(5).root.path == tmp_path / "data"  # the data root is shared by every seed
+    with pytest.raises(ValueError, match="repeat"):
+        Study(out_dir=tmp_path, seeds=(1, 1))
+
+
+def test_done_checks(tmp_path):
+    from ccmct.data.results import write_results
+    import numpy as np
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.pt").write_bytes(b"x")
+    assert not model_ready(model)  # config.json is written last: without it the directory is unfinished
+    (model / "config.json").write_text("{}")
+    assert model_ready(model)
+    boxes = {"a.svs": np.zeros((0, 6), dtype=np.float32)}
+    done, failed = tmp_path / "done.npz", tmp_path / "failed.npz"
+    write_results(done, boxes)
+    write_results(failed, boxes, metadata={"failed": {"b.svs": "unreadable"}})
+    assert result_ready(done) and not result_ready(failed) and not result_ready(tmp_path / "missing.npz")
+    assert unfinished_slides(failed) == {"b.svs": "failed: unreadable"}
