@@ -7,8 +7,11 @@ writes ``STUDY/report.md`` + ``summary.json`` with every number beside the paper
 (:mod:`ccmct.config.paper_values`).
 
 torchrun: ``torchrun --nproc_per_node=N --no-python ccmct reproduce ...`` runs the same command on N ranks; the
-training and inference steps (``Step.distributed``) run on every rank and share the work; every other step,
-the report and the timings file are written by rank 0 only, with a barrier after each step.
+training and inference steps (``Step.distributed``) run on every rank and share the work, with a barrier after
+each; every other step (classifier training, re-scoring, ablation subsets and runs), the report and the timings
+file are done by rank 0 only while the other ranks wait by polling the step's output (not a collective: a
+paper-preset classifier training outlasts torch's collective timeout). A failing rank 0 ends the job (torchrun
+stops the other ranks).
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from ccmct.atomicio import atomic_write_json
 from ccmct.config.paths import DataRoot
 from ccmct.pipeline.steps import StepTimer, study_steps
 from ccmct.pipeline.study import Study
+
+
+POLL_S = 10.0
+"""Under torchrun, how often the other ranks look whether rank 0 finished a non-distributed step, s."""
 
 
 @dataclass(frozen=True)
@@ -201,6 +208,13 @@ def format_plan(study: Study, rows: list[dict], probe: Probe | None) -> str:
     return "\n".join(lines)
 
 
+def _mtime(path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
@@ -216,8 +230,14 @@ def run_study(study: Study, *, progress: bool = True) -> dict:
     barrier()
     timer = StepTimer(layout.timings, label="reproduce")
     for step in study_steps(study, progress=progress):
+        stamp = _mtime(layout.timings)
         timer.run(step, is_main=dist.is_main)
-        barrier()
+        if step.distributed:
+            barrier()
+        else:  # rank 0 runs it, for hours perhaps: poll instead of a collective that would time out. Rank 0
+            # rewrites timings.json when it finished the step (also when its output is incomplete: failed slides)
+            while not step.done() and _mtime(layout.timings) == stamp:
+                time.sleep(POLL_S)
     if not dist.is_main:
         return {}
     from ccmct.pipeline.report import write_study_report
