@@ -24,6 +24,8 @@ from ccmct.training.classifier import (
 )
 from ccmct.training.classifier_report import confusion_table, plot_confusion, plot_history
 
+pytestmark = pytest.mark.timeout(1800)  # trains: longer than the default timeout on a loaded CPU
+
 
 def test_paper_preset_is_the_authors_recipe():
     paper = classifier_preset("paper")

@@ -6,12 +6,15 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import pytest
 import torch
 
 from ccmct.config.presets import Stage, detector_preset
 from ccmct.training.learner import build_learner
 from ccmct.training.precision import CpuAutocast
 from ccmct.training.schedule import run_schedule
+
+pytestmark = pytest.mark.timeout(1800)  # trains: longer than the default timeout on a loaded CPU
 
 PRESET = dataclasses.replace(detector_preset("smoke"), patches_per_epoch=8, val_patches=4, batch_size=4,
                              stages=(Stage(1, 1, 1e-3, frozen=False),))

@@ -9,6 +9,8 @@ from ccmct.cli import main
 from ccmct.models.io import load_model_dir
 from ccmct.models.retinanet import DetectorConfig, preprocess
 
+pytestmark = pytest.mark.timeout(1800)  # trains: longer than the default timeout on a loaded CPU
+
 
 @pytest.fixture(scope="module")
 def trained(tiny_root, tmp_path_factory, capsys_module=None):

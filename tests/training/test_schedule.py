@@ -10,6 +10,8 @@ from ccmct.config.presets import Stage, detector_preset
 from ccmct.training.learner import build_learner
 from ccmct.training.schedule import CHECKPOINT_DIR, STATE_FILE, run_schedule, units
 
+pytestmark = pytest.mark.timeout(1800)  # trains: longer than the default timeout on a loaded CPU
+
 PRESET = dataclasses.replace(detector_preset("smoke"), patches_per_epoch=8, val_patches=4,
                              stages=(Stage(1, 2, 1e-3, frozen=False), Stage(1, 1, 1e-3, frozen=True)))
 

@@ -6,7 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from ccmct.models.io import load_model_dir
+
+pytestmark = pytest.mark.timeout(1800)  # trains: longer than the default timeout on a loaded CPU
 
 
 def test_torchrun_two_processes(tiny_root, tmp_path):
