@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from ccmct.config.units import DETECTION_RADIUS_UM, PAPER_MPP, px
+
 # --- class ids in the MEL / HEAEL / ODAEL databases (Annotations.agreedClass) -------------------------
 GRANULOCYTE = 1
 MITOTIC_FIGURE = 2
@@ -33,16 +35,15 @@ CELL_CLASS_NAMES = MappingProxyType(
 TUMORZONE_CLASS = 1  # 'Tumorzone'; every other polygon class (necrosis, blurry, non-tumor) is subtracted
 
 # --- geometry ----------------------------------------------------------------------------------------
-DETECTION_RADIUS_L0 = 25.0
-"""Match / distance-NMS radius in level-0 px (paper: 25 px, ~6.3 µm)."""
+DETECTION_RADIUS_L0 = px(DETECTION_RADIUS_UM, PAPER_MPP)
+"""Match / distance-NMS radius in level-0 px at the paper's µm/px (25 px = 6.25 µm; :mod:`ccmct.config.units`)."""
 
 HPF_AREA_MM2 = 0.237
 """One high-power field (Meuten), mm². 10 HPF = 2.37 mm² at aspect 4:3."""
 
 HPF_ASPECT = (4, 3)
 
-PAPER_MPP = 0.25
-"""µm/px the paper states (ScanScope CS2, 40x). The HPF maths of the authors implies 0.2533 in the files."""
+# PAPER_MPP (µm/px the paper states) lives in ccmct.config.units with the other physical sizes.
 
 # --- database file names under <data root>/databases -------------------------------------------------
 DATABASE_FILES = MappingProxyType(

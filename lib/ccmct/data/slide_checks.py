@@ -14,7 +14,7 @@ import warnings
 from ccmct.config.dataset import PAPER_MPP
 from ccmct.errors import SlideError
 
-__all__ = ["MPP_REL_TOLERANCE", "check_mpp"]
+__all__ = ["MPP_REL_TOLERANCE", "check_mpp", "root_mpp"]
 
 MPP_REL_TOLERANCE = 0.2
 """Relative deviation from the models' µm/px beyond which a slide is flagged (0.2533 vs 0.25 is 1.3 %; a
@@ -42,3 +42,30 @@ def check_mpp(slide, *, expected_mpp: float = PAPER_MPP, rel_tolerance: float = 
                    "and scores are unreliable")
     warnings.warn(message, stacklevel=2)
     return message
+
+
+def root_mpp(paths, *, most: int = 3) -> float:
+    """µm per level-0 px a model trained on these slides is trained at (recorded in its config as ``mpp``).
+
+    The median over the first ``most`` slides that exist and record a resolution; the paper's
+    :data:`ccmct.config.units.PAPER_MPP` when none does (a data root holding only databases, or slides
+    without a recorded µm/px).
+
+    Args:
+        paths: slide files (e.g. ``DataRoot.slides("train").values()``).
+        most: how many slides to open at most.
+    """
+    import statistics
+
+    from ccmct.data.slides import open_slide
+
+    found: list[float] = []
+    for path in paths:
+        if len(found) >= most:
+            break
+        try:
+            with open_slide(path) as slide:
+                found.append(float(slide.mpp))
+        except SlideError:
+            continue
+    return float(statistics.median(found)) if found else float(PAPER_MPP)

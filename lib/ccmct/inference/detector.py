@@ -36,6 +36,8 @@ from ccmct.geometry.tiles import keep_most_central, paper_stride_px
 from ccmct.inference.tiling import THUMBNAIL_PX, SlideTiles, TileDataset, plan_tiles, tile_loader
 from ccmct.models.retinanet import postprocess, preprocess
 from ccmct.precision import autocast
+from ccmct.data.slide_checks import check_mpp
+from ccmct.data.slides import open_slide
 
 __all__ = ["InferenceOptions", "SlideDetections", "WholeSlideDetector"]
 
@@ -121,7 +123,10 @@ class WholeSlideDetector:
                 "nms_iou": self.config.nms_iou}
 
     def plan(self, path: str | os.PathLike[str]) -> SlideTiles:
-        """The tile grid of a slide and the tiles to process. Raises SlideError."""
+        """The tile grid of a slide and the tiles to process; warns (:func:`ccmct.data.slide_checks.check_mpp`)
+        when the slide's µm/px is far from the one the model was trained at (``config.mpp``). Raises SlideError."""
+        with open_slide(path) as slide:
+            check_mpp(slide, expected_mpp=self.config.mpp)
         return plan_tiles(path, tile_px=self.config.tile_px, stride_px=self.stride_px,
                           all_tiles=self.options.all_tiles, thumbnail_px=self.options.thumbnail_px)
 

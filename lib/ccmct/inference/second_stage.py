@@ -184,7 +184,7 @@ def classify_results(model_dir: str | os.PathLike[str], results_path: str | os.P
             continue
         try:
             with open_slide(slide_dir / name) as slide:
-                check_mpp(slide)
+                check_mpp(slide, expected_mpp=config.mpp)
             done[name] = rescore_slide(model, config, slide_dir / name, results[name], combine=combine,
                                        radius_l0=radius_l0, batch_size=batch_size, num_workers=num_workers,
                                        device=device)

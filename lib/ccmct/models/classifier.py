@@ -34,6 +34,7 @@ from ccmct.jsonable import json_default
 from ccmct.errors import ModelError
 from ccmct.models.io import CONFIG_FILE, load_model_dir, read_config_document, save_model_dir
 from ccmct.precision import autocast
+from ccmct.config.units import PAPER_MPP
 
 KIND = "cell_classifier"
 ARCHITECTURE = "resnet18"
@@ -53,6 +54,8 @@ class ClassifierConfig:
         preset: training preset name.
         variant: label set it was trained on (MEL / HEAEL / ODAEL).
         training: free-form summary (validation rule, accuracy, seed, ...).
+        mpp: µm per level-0 px of the slides it was trained at (:mod:`ccmct.config.units`); configs written
+            without it are read as 0.25 (docs/contracts.md).
     """
 
     class_ids: tuple[int, ...]
@@ -65,6 +68,7 @@ class ClassifierConfig:
     preset: str | None = None
     variant: str | None = None
     training: dict = field(default_factory=dict)
+    mpp: float = PAPER_MPP
 
     @property
     def n_classes(self) -> int:

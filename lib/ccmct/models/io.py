@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ from ccmct import __version__, jsonable
 from ccmct.errors import ModelError
 from ccmct.atomicio import atomic_write
 from ccmct.models.registry import MODEL_KINDS, kind_of_config
+from ccmct.config.units import LEGACY_MPP
 
 __all__ = ["CONFIG_FILE", "FORMAT_VERSION", "WEIGHTS_FILE", "load_model_dir", "save_model_dir"]
 
@@ -114,6 +116,7 @@ def load_model_dir(directory: str | os.PathLike[str], *, map_location: str | tor
     raw = document.get("config")
     if not isinstance(raw, dict):
         raise ModelError(config_path, "has no 'config' object")
+    raw = with_recorded_mpp(config_path, config_cls, raw)
     check_config_keys(config_path, config_cls, raw)
     try:
         config = config_cls.from_dict(raw)
@@ -122,6 +125,16 @@ def load_model_dir(directory: str | os.PathLike[str], *, map_location: str | tor
         raise ModelError(config_path, f"invalid config ({err})") from err
     load_weights(weights_path, model, map_location=map_location)
     return model.to(map_location).eval(), config
+
+
+def with_recorded_mpp(config_path: Path, config_cls, raw: dict) -> dict:
+    """``raw`` with its ``mpp`` (µm/px trained at); a config written before ccmct recorded it gets
+    :data:`ccmct.config.units.LEGACY_MPP` (the paper's 0.25) and a one-line note (docs/contracts.md)."""
+    if "mpp" in raw or "mpp" not in {f.name for f in dataclasses.fields(config_cls)}:
+        return raw
+    warnings.warn(f"{config_path}: records no µm/px (written before model configs carried 'mpp'); "
+                  f"assuming it was trained at {LEGACY_MPP:g} µm/px", stacklevel=3)
+    return {**raw, "mpp": LEGACY_MPP}
 
 
 def check_config_keys(config_path: Path, config_cls, raw: dict) -> None:

@@ -27,10 +27,11 @@ from torch import Tensor, nn
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.ops import FeaturePyramidNetwork, batched_nms
 
-from ccmct.config.dataset import DETECTION_RADIUS_L0, MITOTIC_FIGURE
+from ccmct.config.dataset import MITOTIC_FIGURE
 from ccmct.errors import ModelError
 from ccmct.models.anchors import make_anchors
 from ccmct.models.box_coder import decode
+from ccmct.config.units import GT_BOX_UM, PAPER_MPP, TILE_UM, px
 
 __all__ = ["BACKBONES", "DetectorConfig", "RetinaNet", "postprocess", "preprocess"]
 
@@ -66,12 +67,14 @@ class DetectorConfig:
         match_iou_pos, match_iou_neg: anchor matching: IoU >= pos -> positive, < neg -> background.
         class_ids: database class id of each output channel (mitotic figure).
         preset, variant, backbone_init: provenance (training preset, label set, backbone weights source).
+        mpp: µm per level-0 px of the slides it was trained at (:mod:`ccmct.config.units`); every px size
+            above is meant at this resolution. Configs written without it are read as 0.25 (docs/contracts.md).
     """
 
-    tile_px: int = 256
+    tile_px: int = round(px(TILE_UM, PAPER_MPP))
     stride_px: int = 16
     anchor_sizes_px: tuple[float, ...] = (40.0, 50.0, 60.0)
-    gt_box_px: float = 2.0 * DETECTION_RADIUS_L0
+    gt_box_px: float = px(GT_BOX_UM, PAPER_MPP)
     backbone: str = "resnet18"
     fpn_channels: int = 256
     head_convs: int = 4
@@ -86,8 +89,11 @@ class DetectorConfig:
     preset: str = ""
     variant: str = ""
     backbone_init: str = "none"
+    mpp: float = PAPER_MPP
 
     def __post_init__(self):
+        if not (isinstance(self.mpp, (int, float)) and math.isfinite(self.mpp) and self.mpp > 0):
+            raise ValueError(f"mpp (µm per level-0 px) must be a positive number, got {self.mpp!r}")
         if self.backbone not in BACKBONES:
             msg = f"backbone {self.backbone!r} not supported; expected one of {sorted(BACKBONES)}"
             raise ValueError(msg)

@@ -38,11 +38,12 @@ from ccmct.data.sliderunner import SlideRunnerDB
 from ccmct.data.slides import Slide, cached_slide, open_slide
 from ccmct.errors import FileProblem
 from ccmct.atomicio import atomic_path
+from ccmct.config.units import CELL_PATCH_UM, PAPER_MPP, px
 
 log = logging.getLogger(__name__)
 
-PATCH_SIZE_PX = 128
-"""Side of a cell patch, level-0 px (paper: 128 x 128)."""
+PATCH_SIZE_PX = round(px(CELL_PATCH_UM, PAPER_MPP))
+"""Side of a cell patch, level-0 px at the paper's µm/px (128 x 128 = 32 µm; :mod:`ccmct.config.units`)."""
 
 
 @dataclass(frozen=True)

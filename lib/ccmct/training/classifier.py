@@ -50,6 +50,7 @@ from ccmct.training.classifier_checkpoint import (
 )
 from ccmct.training.classifier_report import confusion_table, plot_confusion
 from ccmct.atomicio import atomic_path, atomic_write_json
+from ccmct.data.slide_checks import root_mpp
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +277,7 @@ def train_classifier(data_root: str | os.PathLike[str] | DataRoot, variant: str,
     config = ClassifierConfig(
         class_ids=tuple(c.class_id for c in CELL_CLASSES), class_names=tuple(c.name for c in CELL_CLASSES),
         class_short=tuple(c.short for c in CELL_CLASSES), patch_size_px=PATCH_SIZE_PX, mean=stats[0], std=stats[1],
-        preset=preset.name, variant=variant,
+        preset=preset.name, variant=variant, mpp=root_mpp(root.slides("train").values()),
         training={"preset": asdict(preset), "start": start, "validation": validation, "test_accuracy": test_accuracy,
                   "final_valid_accuracy": float(history["valid_accuracy"].iloc[-1])})
     run = ClassifierRun(Path(out_dir), config, history, batch_losses, confusion, test_accuracy, _counts(table),

@@ -25,6 +25,8 @@ from ccmct.training.distributed import DDPCallback, DistInfo
 from ccmct.training.loss import DetectionLoss
 from ccmct.training.metrics import LossPart, PatchF1
 from ccmct.training.precision import add_cpu_autocast
+from ccmct.data.slide_checks import root_mpp
+from ccmct.config.units import PAPER_MPP
 
 __all__ = ["DetectorRun", "build_learner", "detector_config", "pick_device"]
 
@@ -47,10 +49,18 @@ def pick_device(dist: DistInfo | None = None) -> torch.device:
     return resolve_device(None, dist or DistInfo())
 
 
-def detector_config(preset: DetectorPreset, variant: str, *, backbone_init: str = "none") -> DetectorConfig:
-    """The model config a preset trains (architecture sizes from the preset, the rest the defaults)."""
+def detector_config(preset: DetectorPreset, variant: str, *, backbone_init: str = "none",
+                    mpp: float = PAPER_MPP) -> DetectorConfig:
+    """The model config a preset trains (architecture sizes from the preset, ``mpp`` = µm/px of the training
+    slides (:func:`training_mpp`), the rest the defaults)."""
     return DetectorConfig(fpn_channels=preset.fpn_channels, head_convs=preset.head_convs, preset=preset.name,
-                          variant=variant, backbone_init=backbone_init)
+                          variant=variant, backbone_init=backbone_init, mpp=mpp)
+
+
+def training_mpp(root: DataRoot | str | os.PathLike[str]) -> float:
+    """µm per level-0 px of a data root's training slides (recorded in the model config; docs/contracts.md)."""
+    root = root if isinstance(root, DataRoot) else DataRoot(root)
+    return root_mpp(root.slides("train").values())
 
 
 def _splitter(model: RetinaNet):
@@ -84,7 +94,7 @@ def build_learner(root: DataRoot | str | os.PathLike[str], variant: str, preset:
     dist = dist or DistInfo()
     device = device or pick_device(dist)
     init = "none" if backbone_weights in (None, "none") else str(backbone_weights)
-    config = detector_config(preset, variant, backbone_init=init)
+    config = detector_config(preset, variant, backbone_init=init, mpp=training_mpp(root))
     slides = slides if slides is not None else load_training_slides(root, variant)
     probabilities = (preset.p_mitosis, preset.p_negative, preset.p_random)
     kw = {"tile_px": config.tile_px, "box_px": config.gt_box_px, "probabilities": probabilities}

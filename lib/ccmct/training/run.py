@@ -13,7 +13,7 @@ import torch
 from ccmct.config.presets import DetectorPreset, detector_preset
 from ccmct.training.distributed import barrier, init_distributed
 from ccmct.training.export import export_detector, read_summary
-from ccmct.training.learner import build_learner, detector_config
+from ccmct.training.learner import build_learner, detector_config, training_mpp
 from ccmct.training.schedule import CHECKPOINT_DIR, copy_state_for_report, run_schedule
 
 __all__ = ["train_detector"]
@@ -48,7 +48,7 @@ def train_detector(root: str | os.PathLike[str], variant: str, preset: str | Det
     out_dir = Path(out_dir)
     dist = init_distributed()
     init = "none" if backbone_weights in (None, "none") else str(backbone_weights)
-    config_dict = detector_config(preset, variant, backbone_init=init).to_dict()
+    config_dict = detector_config(preset, variant, backbone_init=init, mpp=training_mpp(root)).to_dict()
     done = read_summary(out_dir)
     if done and done.get("finished") and done.get("config") == config_dict and done.get("seed") == seed:
         log.info("%s: already trained (delete it to train again)", out_dir)
