@@ -11,6 +11,7 @@ import pandas as pd
 from ccmct.atomicio import atomic_write_text
 from ccmct.config.paper_values import PAPER_TABLE3, PAPER_TABLE3_ACCURACY, PAPER_TABLE4, PAPER_TOTALS
 from ccmct.pipeline.study import MIN_THRESHOLD, Study
+from ccmct.types import VARIANTS
 
 
 def _md(df: pd.DataFrame) -> str:
@@ -55,7 +56,8 @@ def table4_part(study: Study) -> dict:
     """Thresholds chosen on the training slides, F1 on the test slides, beside Table 4."""
     from ccmct.evaluation.tables import table4_long
 
-    long = table4_long(study.root, study.results_dir, variants=study.variants, min_threshold=MIN_THRESHOLD)
+    # rows: the label sets trained on (their result files); columns: every label set whose database is there
+    long = table4_long(study.root, study.results_dir, variants=VARIANTS, min_threshold=MIN_THRESHOLD)
     cells = {}
     for r in long.itertuples():
         cells.setdefault(f"stage{r.stage}", {}).setdefault(r.train, {})[r.test] = {

@@ -1,0 +1,53 @@
+"""The reproduce report: Table 1 / 3 / 4 beside the paper's values, from a study folder's files (result files
+made from the tiny root's ground truth, a classifier's confusion table)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from ccmct.config.paths import DataRoot
+from ccmct.data.results import write_results
+from ccmct.evaluation import load_ground_truth
+from ccmct.pipeline import Study
+from ccmct.pipeline.report import write_study_report
+
+
+def _boxes(gt: dict, keep: float, score: float) -> dict:
+    """Detections at the ground truth's first ``keep`` share of mitoses (24 px boxes), one score."""
+    out = {}
+    for name, xy in gt.items():
+        xy = xy[: int(round(len(xy) * keep))]
+        out[name] = np.column_stack([xy - 12, xy + 12, np.zeros(len(xy)), np.full(len(xy), score)])
+    return out
+
+
+def test_report_puts_each_number_beside_the_papers(tiny_root, tmp_path):
+    study = Study(out_dir=tmp_path / "study", data_root=tiny_root, preset="smoke", variants=("ODAEL",))
+    root = DataRoot(tiny_root)
+    gt = load_ground_truth(root.database("ODAEL"))
+    for split in ("train", "test"):
+        part = {k: v for k, v in gt.items() if k in root.slides(split)}
+        write_results(study.result_path("ODAEL", split, 1), _boxes(part, 0.5, 0.9))  # recall 0.5, no FP
+        write_results(study.result_path("ODAEL", split, 2), _boxes(part, 1.0, 0.9))  # every mitosis, no FP
+    classifier = study.classifier_dir("ODAEL")
+    classifier.mkdir(parents=True)
+    pd.DataFrame([[9, 1, 0, 0], [2, 8, 0, 0], [0, 0, 10, 0], [0, 0, 0, 10]],
+                 index=["MF", "LA", "Gr", "TC"], columns=["MF", "LA", "Gr", "TC"]).to_csv(classifier / "confusion.csv")
+    (classifier / "metrics.json").write_text(json.dumps({"test_accuracy": 0.925}))
+
+    summary = write_study_report(study, timings_s={"train stage 1 (ODAEL)": 1.5})
+    t4 = summary["table4"]
+    assert t4["stage2"]["ODAEL"]["ODAEL"]["f1"] == 1.0 and t4["stage2"]["ODAEL"]["ODAEL"]["paper"] == 0.820
+    stage1 = t4["stage1"]["ODAEL"]["ODAEL"]
+    assert stage1["paper"] == 0.628 and abs(stage1["f1"] - 2 / 3) < 0.05  # recall 0.5, precision 1
+    assert set(t4["stage1"]["ODAEL"]) == {"MEL", "HEAEL", "ODAEL"}  # tested on every label set present
+    n_mf = sum(len(v) for v in gt.values())
+    assert summary["table1"]["counts"]["ODAEL"]["mitotic_figure"] == {"ours": n_mf, "paper": 44880}
+    assert summary["table3"]["ours"]["ODAEL"] == {"confusion": [[9, 1, 0, 0], [2, 8, 0, 0], [0, 0, 10, 0],
+                                                                [0, 0, 0, 10]], "accuracy": 0.925}
+    report = (study.out_dir / "report.md").read_text()
+    assert "1.000 / 0.820" in report and "accuracy 0.9250" in report and "| ODAEL mitotic_figure | " in report
+    assert "train stage 1 (ODAEL): 1.5" in report
