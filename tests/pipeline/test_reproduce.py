@@ -72,3 +72,16 @@ def test_reproduce_smoke_study_end_to_end_and_rerun(tiny_root, tmp_path, capsys)
     steps = _plan_lines(second)
     assert steps and all("[done]" in line for line in steps)
     assert (out / "timings.json").stat().st_mtime_ns == before and (out / "timings.json").read_text() == timings
+
+
+def test_bad_input_is_one_line_before_any_work(real_format_root, tmp_path, capsys):
+    out = tmp_path / "study"
+    # no slides: only a dry run may go on
+    assert main(["reproduce", "--data-root", str(real_format_root), "--preset", "smoke", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "holds no slides" in err and len(err.strip().splitlines()) == 1
+    assert main(["reproduce", "--data-root", str(tmp_path / "missing"), "--out", str(out), "--dry-run"]) == 2
+    assert "missing" in capsys.readouterr().err
+    # the study folder must not be one of the inputs
+    assert main(["reproduce", "--data-root", str(real_format_root), "--out", str(real_format_root), "--dry-run"]) == 2
+    assert not out.exists()
