@@ -26,3 +26,16 @@ def test_presets_are_frozen_and_ordered_by_cost():
 def test_unknown_name_lists_valid_ones():
     with pytest.raises(CcmctError, match="smoke, quick, paper"):
         detector_preset("fast")
+
+
+def test_classifier_presets_live_beside_the_detector_presets_with_the_same_error():
+    from ccmct.config.presets import CLASSIFIER_PRESETS, UnknownPreset, classifier_preset, detector_preset
+    from ccmct.errors import CcmctError
+    from ccmct.training import classifier as training_classifier
+
+    assert training_classifier.classifier_preset is classifier_preset  # one definition, imported by training
+    assert set(CLASSIFIER_PRESETS) == {"smoke", "quick", "paper"}
+    for lookup, kind in ((detector_preset, "detector"), (classifier_preset, "classifier")):
+        with pytest.raises(UnknownPreset, match=f"unknown {kind} preset 'fast'.*paper") as info:
+            lookup("fast")
+        assert isinstance(info.value, CcmctError) and isinstance(info.value, ValueError)

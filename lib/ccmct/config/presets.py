@@ -1,4 +1,6 @@
-"""Training presets, selected by name: ``smoke`` (seconds, CI), ``quick`` (CPU demo, minutes), ``paper``.
+"""Training presets of both stages, selected by name: ``smoke`` (seconds, CI), ``quick`` (CPU demo, minutes),
+``paper``. Detector presets first, then the cell classifier's (:class:`ClassifierPreset`); an unknown name raises
+:class:`UnknownPreset` for either.
 
 The ``paper`` detector schedule is the paper's (Bertram et al. 2019, §"Technical validation"; docs/training.md): pseudo-epochs
 of 5,000 patches of 256 px; 1 initial pseudo-epoch with the backbone frozen; the heads 3 x 10 pseudo-epochs
@@ -14,7 +16,12 @@ from types import MappingProxyType
 
 from ccmct.errors import CcmctError
 
-__all__ = ["DETECTOR_PRESETS", "DetectorPreset", "Stage", "detector_preset"]
+__all__ = ["CLASSIFIER_PRESETS", "DETECTOR_PRESETS", "ClassifierPreset", "DetectorPreset", "Stage", "UnknownPreset",
+           "classifier_preset", "detector_preset"]
+
+
+class UnknownPreset(CcmctError, ValueError):
+    """A preset name that is not defined (detector or classifier); the message lists the valid names."""
 
 
 @dataclass(frozen=True)
@@ -97,10 +104,79 @@ def detector_preset(name: str) -> DetectorPreset:
     """The detector preset called ``name``.
 
     Raises:
-        CcmctError: unknown name (the message lists the valid ones).
+        UnknownPreset: unknown name (the message lists the valid ones).
     """
     try:
         return DETECTOR_PRESETS[name]
-    except KeyError:
+    except (KeyError, TypeError):
         msg = f"unknown detector preset {name!r}; choose one of {', '.join(DETECTOR_PRESETS)}"
-        raise CcmctError(msg) from None
+        raise UnknownPreset(msg) from None
+
+
+# --- second stage (cell classifier) -------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClassifierPreset:
+    """A training schedule for the cell classifier.
+
+    Attributes:
+        name: preset name.
+        frozen_epochs: epochs with the ResNet body frozen (one cycle at ``max_lr``).
+        epochs: epochs of the one cycle after unfreezing (max lr ``slice(max_lr / 10, max_lr)``).
+        max_lr: maximum learning rate.
+        pct_start: share of the unfrozen cycle spent warming up.
+        batch_size: patches per step.
+        items_per_epoch: training patches drawn per epoch (None: all of them).
+        valid_items: validation patches evaluated each epoch (a fixed random subset; None: all).
+        norm_items: training patches used to estimate the normalisation mean/std.
+        pretrained: start from torchvision's ImageNet ResNet-18 (or a local file, see ``train_classifier``).
+        num_workers: DataLoader reader processes.
+        jitter_px: training patches' centres move by up to this many px (x and y), as a detector's centres do
+            (0: always centred, as the authors' exported PNGs).
+        seed: seeds torch / numpy / random and the validation-slide draw.
+    """
+
+    name: str
+    frozen_epochs: int
+    epochs: int
+    max_lr: float
+    pct_start: float
+    batch_size: int
+    items_per_epoch: int | None
+    valid_items: int | None
+    norm_items: int
+    pretrained: bool
+    num_workers: int
+    jitter_px: int = 0
+    seed: int = 0
+
+
+CLASSIFIER_PRESETS: dict[str, ClassifierPreset] = {
+    # seconds: proves the code path (CI, notebook tests)
+    "smoke": ClassifierPreset("smoke", frozen_epochs=1, epochs=1, max_lr=2e-3, pct_start=0.25, batch_size=16,
+                              items_per_epoch=64, valid_items=32, norm_items=64, pretrained=False,
+                              num_workers=0, jitter_px=4),
+    # ~4 min on 2 CPU cores on the synthetic demo set. Meant to start from the first-stage backbone
+    # (default_start_weights): one epoch for the head with the body frozen, then 4 epochs of the whole network at a
+    # max lr low enough to keep the backbone's features (3e-3 for the head, 3e-4 for the stem). Training centres are
+    # jittered by up to 6 px, as a detector's centres are. Random init (no detector given) works, more slowly.
+    "quick": ClassifierPreset("quick", frozen_epochs=1, epochs=4, max_lr=3e-3, pct_start=0.25, batch_size=32,
+                              items_per_epoch=1152, valid_items=384, norm_items=256, pretrained=False,
+                              num_workers=1, jitter_px=6),
+    # the authors' recipe (the authors' `2nd_stage` notebooks; docs/second_stage.md)
+    "paper": ClassifierPreset("paper", frozen_epochs=1, epochs=10, max_lr=1e-2, pct_start=0.05, batch_size=16,
+                              items_per_epoch=None, valid_items=None, norm_items=1024, pretrained=True,
+                              num_workers=4),
+}
+
+
+def classifier_preset(name: str | ClassifierPreset) -> ClassifierPreset:
+    """The preset of that name (a preset passes through).
+
+    Raises:
+        UnknownPreset: unknown name (the message lists the valid ones).
+    """
+    if isinstance(name, ClassifierPreset):
+        return name
+    if name not in CLASSIFIER_PRESETS:
+        raise UnknownPreset(f"unknown classifier preset {name!r}; expected one of {sorted(CLASSIFIER_PRESETS)}")
+    return CLASSIFIER_PRESETS[name]

@@ -51,76 +51,9 @@ from ccmct.training.classifier_checkpoint import (
 from ccmct.training.classifier_report import confusion_table, plot_confusion
 from ccmct.atomicio import atomic_path, atomic_write_json
 from ccmct.data.slide_checks import root_mpp
+from ccmct.config.presets import CLASSIFIER_PRESETS, ClassifierPreset, classifier_preset  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ClassifierPreset:
-    """A training schedule for the cell classifier.
-
-    Attributes:
-        name: preset name.
-        frozen_epochs: epochs with the ResNet body frozen (one cycle at ``max_lr``).
-        epochs: epochs of the one cycle after unfreezing (max lr ``slice(max_lr / 10, max_lr)``).
-        max_lr: maximum learning rate.
-        pct_start: share of the unfrozen cycle spent warming up.
-        batch_size: patches per step.
-        items_per_epoch: training patches drawn per epoch (None: all of them).
-        valid_items: validation patches evaluated each epoch (a fixed random subset; None: all).
-        norm_items: training patches used to estimate the normalisation mean/std.
-        pretrained: start from torchvision's ImageNet ResNet-18 (or a local file, see ``train_classifier``).
-        num_workers: DataLoader reader processes.
-        jitter_px: training patches' centres move by up to this many px (x and y), as a detector's centres do
-            (0: always centred, as the authors' exported PNGs).
-        seed: seeds torch / numpy / random and the validation-slide draw.
-    """
-
-    name: str
-    frozen_epochs: int
-    epochs: int
-    max_lr: float
-    pct_start: float
-    batch_size: int
-    items_per_epoch: int | None
-    valid_items: int | None
-    norm_items: int
-    pretrained: bool
-    num_workers: int
-    jitter_px: int = 0
-    seed: int = 0
-
-
-CLASSIFIER_PRESETS: dict[str, ClassifierPreset] = {
-    # seconds: proves the code path (CI, notebook tests)
-    "smoke": ClassifierPreset("smoke", frozen_epochs=1, epochs=1, max_lr=2e-3, pct_start=0.25, batch_size=16,
-                              items_per_epoch=64, valid_items=32, norm_items=64, pretrained=False,
-                              num_workers=0, jitter_px=4),
-    # ~4 min on 2 CPU cores on the synthetic demo set. Meant to start from the first-stage backbone
-    # (default_start_weights): one epoch for the head with the body frozen, then 4 epochs of the whole network at a
-    # max lr low enough to keep the backbone's features (3e-3 for the head, 3e-4 for the stem). Training centres are
-    # jittered by up to 6 px, as a detector's centres are. Random init (no detector given) works, more slowly.
-    "quick": ClassifierPreset("quick", frozen_epochs=1, epochs=4, max_lr=3e-3, pct_start=0.25, batch_size=32,
-                              items_per_epoch=1152, valid_items=384, norm_items=256, pretrained=False,
-                              num_workers=1, jitter_px=6),
-    # the authors' recipe (the authors' `2nd_stage` notebooks; docs/second_stage.md)
-    "paper": ClassifierPreset("paper", frozen_epochs=1, epochs=10, max_lr=1e-2, pct_start=0.05, batch_size=16,
-                              items_per_epoch=None, valid_items=None, norm_items=1024, pretrained=True,
-                              num_workers=4),
-}
-
-
-def classifier_preset(name: str | ClassifierPreset) -> ClassifierPreset:
-    """The preset of that name (a preset passes through).
-
-    Raises:
-        ValueError: unknown name (the message lists the valid ones).
-    """
-    if isinstance(name, ClassifierPreset):
-        return name
-    if name not in CLASSIFIER_PRESETS:
-        raise ValueError(f"unknown classifier preset {name!r}; expected one of {sorted(CLASSIFIER_PRESETS)}")
-    return CLASSIFIER_PRESETS[name]
 
 
 def default_start_weights(preset: str | ClassifierPreset, detector_dir: str | os.PathLike[str] | None) -> Path | None:
