@@ -51,3 +51,25 @@ def test_report_puts_each_number_beside_the_papers(tiny_root, tmp_path):
     report = (study.out_dir / "report.md").read_text()
     assert "1.000 / 0.820" in report and "accuracy 0.9250" in report and "| ODAEL mitotic_figure | " in report
     assert "train stage 1 (ODAEL): 1.5" in report
+
+
+def test_ablation_part_draws_fig5_and_sets_each_run_beside_the_paper(tmp_path):
+    from ccmct.evaluation.ablation_runs import write_run_summary
+    from ccmct.pipeline.report import ablation_part
+
+    study = Study(out_dir=tmp_path / "study", data_root=tmp_path / "data", preset="smoke", ablation=True)
+    runs = study.layout.ablation_runs_dir
+    for name, kind, n, mf, f1 in (("5HPF", "hpf", 21, 400, 0.5), ("3WSI", "wsi", 3, 4000, None),
+                                  ("complete", "complete", 21, 22000, 0.75)):
+        counts = {"tp": 10, "fp": 5, "fn": 5, "f1": f1}
+        write_run_summary(runs / name, training_set={"name": name, "kind": kind, "n": n, "n_train_slides": n,
+                                                     "train_mitoses": mf, "train_area_mm2": 24.9},
+                          variant="ODAEL", preset="smoke", trainval={s: {"f1": 0.5, "threshold": 0.5} for s in
+                                                                     ("stage1", "stage2")},
+                          test={"stage1": counts, "stage2": counts}, test_root=tmp_path)
+    part = ablation_part(study)
+    assert part["runs"]["5HPF"] == {"f1_stage2": 0.5, "train_mitoses": 400}
+    assert part["runs"]["3WSI"]["f1_stage2"] is None  # undefined F1 stays undefined
+    assert part["vs_paper"]["complete"]["paper F1 (dual stage)"] == 0.82
+    assert part["vs_paper"]["5HPF"]["paper train MF"] == 378
+    assert (study.out_dir / part["figure5"]).stat().st_size > 0
