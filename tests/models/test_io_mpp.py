@@ -62,3 +62,17 @@ def test_inference_warns_on_a_slide_at_another_resolution_and_not_at_its_own(roo
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         WholeSlideDetector(RetinaNet(own).eval(), own).plan(slide)
+
+
+def test_smoke_training_on_a_0_5_root_records_it_and_its_slides_then_pass_unwarned(root_05, tmp_path):
+    import warnings
+
+    from ccmct.training.run import train_detector
+
+    train_detector(root_05, "ODAEL", "smoke", tmp_path / "model", num_workers=0, progress=False)
+    model, config = load_model_dir(tmp_path / "model", kind="retinanet")
+    assert config.mpp == 0.5
+    slide = next(iter(DataRoot(root_05).slides("test").values()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        WholeSlideDetector(model, config).plan(slide)
