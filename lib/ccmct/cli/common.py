@@ -125,9 +125,11 @@ def require_folder(path: Path, what: str) -> Path:
     return Path(path)
 
 
-def require_data_root(path: Path, *, slides: bool = False, databases: bool = False) -> Path:
+def require_data_root(path: Path, *, slides: bool = False, databases: bool = False,
+                      variant: str | None = None) -> Path:
     """A data root that exists and holds what the command reads (``WSI/*.svs`` and/or ``databases/``).
 
+    With ``variant``, that label set's database must be there (checked first, so the message names the file).
     A mistyped root fails here, before any work and before any output is touched.
     """
     from ccmct.config.paths import DataRoot
@@ -135,6 +137,8 @@ def require_data_root(path: Path, *, slides: bool = False, databases: bool = Fal
 
     require_folder(path, "--data-root")
     root = DataRoot(path)
+    if variant is not None and not root.database(variant).is_file():
+        raise FileProblem(root.database(variant), f"the {variant} database is missing from --data-root")
     if slides and not (root.wsi_dir.is_dir() and any(root.wsi_dir.glob("*.svs"))):
         raise FileProblem(root.wsi_dir, "--data-root holds no slides (no WSI/*.svs); is it the right folder?")
     if databases and not (root.databases_dir.is_dir() and any(root.databases_dir.glob("*.sqlite"))):

@@ -59,7 +59,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    require_data_root(args.data_root, slides=True, databases=True)  # before the heavy imports and any work
+    require_data_root(args.data_root, slides=True, databases=True, variant=args.variant)  # before the heavy imports and any work
     check_output(args.out, reads=[args.data_root, args.weights], kind="dir")
     from ccmct.training.classifier import train_classifier
 
