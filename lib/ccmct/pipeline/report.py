@@ -16,7 +16,11 @@ from ccmct.types import VARIANTS
 
 def _md(df: pd.DataFrame) -> str:
     def cell(v) -> str:
-        return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else (f"{v:.3f}" if isinstance(v, float) else str(v))
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "—"
+        if isinstance(v, float):  # counts come back as floats from joined frames: whole numbers print as such
+            return str(int(v)) if v.is_integer() and abs(v) > 1 else f"{v:.3f}"
+        return str(v)
     header = [df.index.name or ""] + [str(c) for c in df.columns]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     rows += ["| " + " | ".join([cell(i)] + [cell(v) for v in r]) + " |" for i, r in zip(df.index, df.itertuples(index=False))]
