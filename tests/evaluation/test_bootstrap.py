@@ -132,3 +132,12 @@ def test_from_per_slide_of_a_real_evaluation(small_case):
         result.counts.tp, result.counts.fp, result.counts.fn)
     out = bootstrap_f1(from_obj, n_resamples=500)
     assert out["f1"] == pytest.approx(result.f1)
+
+
+def test_format_interval_says_undefined_instead_of_failing():
+    from ccmct.evaluation.bootstrap import format_interval
+
+    nothing_found = bootstrap_f1(SlideCounts(("a", "b"), np.array([0, 0]), np.array([0, 0]), np.array([0, 0])))
+    assert nothing_found["f1_ci"] == [None, None]
+    assert format_interval(nothing_found["f1_ci"]).startswith("undefined")
+    assert format_interval([0.25, 0.5], digits=2) == "[0.25, 0.50]"

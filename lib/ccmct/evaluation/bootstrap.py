@@ -137,6 +137,14 @@ def percentile_interval(values: np.ndarray, level: float = 0.95) -> list[float |
     return [float(lo), float(hi)]
 
 
+def format_interval(interval, digits: int = 4) -> str:
+    """``"[lo, hi]"`` of an interval from this module, or ``"undefined"`` when no resample had a defined value
+    (e.g. a detector that found nothing: F1 is 0/0 on every resample)."""
+    if not interval or any(v is None for v in interval):
+        return "undefined (no resample with a defined value)"
+    return f"[{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
+
+
 def bootstrap_f1(counts: SlideCounts, *, n_resamples: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
     """Point estimates and percentile intervals of micro F1, precision and recall over resampled slides.
 
