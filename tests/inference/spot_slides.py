@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ccmct.models.box_coder import encode
-from ccmct.models.retinanet import DetectorConfig
+from ccmct.models.retinanet import AnchorDetector, DetectorConfig
 
 SPOT_PX = 12
 GREY = 128
@@ -44,8 +44,9 @@ DECOY_XY = (1000, 100)
 """A grey spot on white glass: found only when every tile is processed (``all_tiles``)."""
 
 
-class GreySpotDetector(nn.Module):
-    """Hand-set detector with the RetinaNet forward contract (stride-16 level, anchors of ``config``).
+class GreySpotDetector(AnchorDetector):
+    """Hand-set anchor detector: RetinaNet's loss and post-processing (:class:`ccmct.models.retinanet.AnchorDetector`)
+    over hand-set head outputs on the stride-16 level (anchors of ``config``).
 
     Layers: un-normalise; a 1x1 conv + |.| + 1x1 conv + ReLU colour detector (1 on pure grey, 0 elsewhere);
     48 px windows at stride 16 (count, min / max of the grey pixels' x and y); a cell fires on its first
@@ -54,7 +55,7 @@ class GreySpotDetector(nn.Module):
     """
 
     def __init__(self, config: DetectorConfig):
-        super().__init__()
+        super().__init__(config)
         self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1))
         self.register_buffer("anchors", config.anchors())
@@ -67,7 +68,10 @@ class GreySpotDetector(nn.Module):
             self.match.weight.fill_(-50.0)   # one grey level off in one channel: 1 - 50/255 = 0.80 < 0.99
             self.match.bias.fill_(1.0)
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def param_groups(self) -> list[list[nn.Parameter]]:
+        return [[], list(self.parameters())]
+
+    def head_outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rgb = images * self.std + self.mean
         mask = (F.relu(self.match(self.offset(rgb).abs())) > 0.99).float()           # [B, 1, T, T]
         b, _, t, _ = mask.shape

@@ -11,22 +11,26 @@ from ccmct.errors import CcmctError, ModelError
 from ccmct.models.candidate import CandidateConfig
 from ccmct.models.classifier import ClassifierConfig
 from ccmct.models.io import CONFIG_FILE, KIND_NAMES, load_model_dir, save_model_dir
-from ccmct.models.registry import MODEL_KINDS, UnknownModelKind, kind_of_config, model_kind
+from ccmct.models.fcos import FCOSConfig
+from ccmct.models.registry import MODEL_KINDS, UnknownModelKind, detector_kinds, kind_of_config, model_kind
 from ccmct.models.retinanet import DetectorConfig
 
 
 def test_table_lists_every_kind_with_a_resolvable_config_and_builder():
-    assert set(MODEL_KINDS) == {"retinanet", "cell_classifier", "candidate"}
+    assert set(MODEL_KINDS) == {"retinanet", "fcos", "cell_classifier", "candidate"}
     assert {name: kind.config_class() for name, kind in MODEL_KINDS.items()} == {
-        "retinanet": DetectorConfig, "cell_classifier": ClassifierConfig, "candidate": CandidateConfig}
+        "retinanet": DetectorConfig, "fcos": FCOSConfig, "cell_classifier": ClassifierConfig,
+        "candidate": CandidateConfig}
     assert KIND_NAMES == {name: kind.description for name, kind in MODEL_KINDS.items()}
-    with pytest.raises(UnknownModelKind, match="unknown model kind 'fcos'.*candidate") as info:
-        model_kind("fcos")
+    assert detector_kinds() == ("retinanet", "fcos")
+    with pytest.raises(UnknownModelKind, match="unknown model kind 'yolo'.*candidate") as info:
+        model_kind("yolo")
     assert isinstance(info.value, CcmctError)
 
 
 @pytest.mark.parametrize("config", [CandidateConfig(channels=(4, 8), map_stride=2),
-                                    DetectorConfig(fpn_channels=16, head_convs=1)], ids=["candidate", "retinanet"])
+                                    DetectorConfig(fpn_channels=16, head_convs=1), FCOSConfig(tile_px=64)],
+                         ids=["candidate", "retinanet", "fcos"])
 def test_each_kind_round_trips_through_its_registry_row(config, tmp_path):
     kind = kind_of_config(config)
     model = model_kind(kind).build(config)
@@ -42,9 +46,9 @@ def test_a_config_json_with_an_unregistered_kind_is_refused(tmp_path):
     config = CandidateConfig(channels=(4, 8), map_stride=2)
     save_model_dir(tmp_path / "m", model_kind("candidate").build(config), config)
     document = json.loads((tmp_path / "m" / CONFIG_FILE).read_text())
-    document["kind"] = "fcos"
+    document["kind"] = "yolo"
     (tmp_path / "m" / CONFIG_FILE).write_text(json.dumps(document))
-    with pytest.raises(ModelError, match="unknown model kind 'fcos'"):
+    with pytest.raises(ModelError, match="unknown model kind 'yolo'"):
         load_model_dir(tmp_path / "m")
     with pytest.raises(TypeError, match="no model kind for config type dict"):
         kind_of_config({})

@@ -1,7 +1,8 @@
 """PatchF1 (the validation patch F1 shown during training) on hand-made detections and ground truth.
 
-Detections are made exact: box deltas 0 decode to the anchors themselves, so a logit of +10 on the middle-sized
-(50 px) anchor centred at (x, y) is a detection at (x, y) with score ~1; every other anchor gets -10.
+Detections are what a tile detector returns in eval mode (:mod:`ccmct.models.detector`): one dict of
+``boxes`` (xyxy patch px), ``scores`` and ``labels`` per patch, already thresholded and NMS-ed by the detector;
+each hand-made detection is a 50 px box centred at (x, y).
 """
 
 from __future__ import annotations
@@ -9,28 +10,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ccmct.models.retinanet import DetectorConfig
 from ccmct.training.metrics import PatchF1, match_centres
 
-CONFIG = DetectorConfig()
-ANCHORS = CONFIG.anchors()  # (16 x 16 positions) x 3 sizes, centres at 8 + 16 k px
-CENTRES = (ANCHORS[:, :2] + ANCHORS[:, 2:]) / 2
-SIZES = ANCHORS[:, 2] - ANCHORS[:, 0]
 
-
-def _anchor_at(x: float, y: float) -> int:
-    hit = torch.nonzero((CENTRES[:, 0] == x) & (CENTRES[:, 1] == y) & (SIZES == 50)).flatten()
-    assert len(hit) == 1, f"no 50 px anchor centred at ({x}, {y})"
-    return int(hit[0])
-
-
-def _preds(detections_per_image: list[list[tuple[float, float, float]]]):
-    """(cls_logits [B, A, 1], box_deltas [B, A, 4]) with the given (x, y, logit) detections per image."""
-    logits = torch.full((len(detections_per_image), len(ANCHORS), 1), -10.0)
-    for b, dets in enumerate(detections_per_image):
-        for x, y, logit in dets:
-            logits[b, _anchor_at(x, y), 0] = logit
-    return logits, torch.zeros(len(detections_per_image), len(ANCHORS), 4)
+def _preds(detections_per_image: list[list[tuple[float, float, float]]]) -> list[dict[str, torch.Tensor]]:
+    """One detection dict per image with a 50 px box around each (x, y) and the given score."""
+    out = []
+    for dets in detections_per_image:
+        boxes = torch.tensor([[x - 25, y - 25, x + 25, y + 25] for x, y, _ in dets], dtype=torch.float32)
+        out.append({"boxes": boxes.reshape(-1, 4), "scores": torch.tensor([s for *_, s in dets]),
+                    "labels": torch.zeros(len(dets), dtype=torch.long)})
+    return out
 
 
 def _gt(centres_per_image: list[list[tuple[float, float]]], pad_to: int = 3):
@@ -46,26 +36,26 @@ def _gt(centres_per_image: list[list[tuple[float, float]]], pad_to: int = 3):
 
 
 def _metric(dets, gts) -> PatchF1:
-    metric = PatchF1(ANCHORS, score_threshold=0.5, iou_threshold=CONFIG.nms_iou)
+    metric = PatchF1()
     metric.update(_preds(dets), *_gt(gts))
     return metric
 
 
 @pytest.mark.parametrize("dets, gts, counts, f1", [
     # two detections on two mitoses, 10 px off
-    ([[(56, 56, 10), (200, 120, 10)]], [[(66, 56), (200, 130)]], (2, 0, 0), 1.0),
+    ([[(56, 56, 0.9), (200, 120, 0.9)]], [[(66, 56), (200, 130)]], (2, 0, 0), 1.0),
     # 30 px off: not a match -> one FP and one FN
-    ([[(56, 56, 10)]], [[(86, 56)]], (0, 1, 1), 0.0),
+    ([[(56, 56, 0.9)]], [[(86, 56)]], (0, 1, 1), 0.0),
     # exactly 25 px: a match (inclusive radius)
-    ([[(56, 56, 10)]], [[(81, 56)]], (1, 0, 0), 1.0),
-    # two detections near one mitosis (far enough apart to survive NMS): one-to-one, so one TP and one FP
-    ([[(40, 40, 10), (72, 40, 10)]], [[(56, 40)]], (1, 1, 0), 2 / 3),
-    # below the score threshold (sigmoid(-0.4) = 0.40 < 0.5): no detection
-    ([[(56, 56, -0.4)]], [[(56, 56)]], (0, 0, 1), 0.0),
+    ([[(56, 56, 0.9)]], [[(81, 56)]], (1, 0, 0), 1.0),
+    # two detections near one mitosis: one-to-one, so one TP and one FP
+    ([[(40, 40, 0.9), (72, 40, 0.8)]], [[(56, 40)]], (1, 1, 0), 2 / 3),
+    # no detection (the detector's threshold removed it): one FN
+    ([[]], [[(56, 56)]], (0, 0, 1), 0.0),
     # nothing at all
     ([[]], [[]], (0, 0, 0), 0.0),
     # sums over the patches of a batch: patch 1 perfect, patch 2 one FP, patch 3 one FN
-    ([[(56, 56, 10)], [(120, 120, 10)], []], [[(56, 60)], [], [(200, 200)]], (1, 1, 1), 0.5),
+    ([[(56, 56, 0.9)], [(120, 120, 0.9)], []], [[(56, 60)], [], [(200, 200)]], (1, 1, 1), 0.5),
 ])
 def test_patch_f1_counts(dets, gts, counts, f1):
     metric = _metric(dets, gts)
@@ -86,7 +76,7 @@ def test_matching_is_optimal_not_greedy():
 
 
 def test_reset_between_validations():
-    metric = _metric([[(56, 56, 10)]], [[(56, 56)]])
+    metric = _metric([[(56, 56, 0.9)]], [[(56, 56)]])
     assert metric.value == 1.0
     metric.reset()
     assert (metric.tp, metric.fp, metric.fn, metric.value) == (0, 0, 0, 0.0)

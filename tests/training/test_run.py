@@ -32,8 +32,11 @@ def test_model_directory_rebuilds_the_model(trained):
     assert isinstance(config, DetectorConfig)
     assert (config.variant, config.preset, config.fpn_channels) == ("ODAEL", "smoke", 32)
     with torch.no_grad():
-        logits, deltas = model(preprocess(torch.zeros(1, 256, 256, 3, dtype=torch.uint8), config))
+        images = preprocess(torch.zeros(1, 256, 256, 3, dtype=torch.uint8), config)
+        logits, deltas = model.head_outputs(images)
+        (detections,) = model(images)  # eval mode: the detector's own post-processing
     assert logits.shape == (1, 768, 1) and torch.isfinite(deltas).all()
+    assert detections["boxes"].shape[1] == 4 and len(detections["scores"]) == len(detections["labels"])
 
 
 def test_loss_went_down_and_parts_are_recorded(trained):

@@ -7,14 +7,15 @@ Pipeline for one slide (every coordinate level-0 px unless a name says tile px):
 2. tissue tiles only (thumbnail tissue mask; ``all_tiles`` processes every tile, as the authors did);
 3. a DataLoader with reader processes streams uint8 batches; each batch is normalised on the model's device
    and run under ``torch.autocast`` (float16 on a GPU, bfloat16 on a bf16-capable CPU);
-4. per tile: sigmoid score > threshold, decode, NMS at the config's IoU (torchvision,
-   :func:`ccmct.models.retinanet.postprocess`); boxes are not clipped to the tile;
+4. per tile: the detector's own post-processing (``model(images)`` in eval mode, :mod:`ccmct.models.detector`:
+   score > the config's threshold, per-tile NMS at the config's IoU; RetinaNet does not clip boxes to the tile);
 5. boxes shifted to level 0; a detection that a neighbouring processed tile sees clearly more centrally is
    dropped (:func:`ccmct.geometry.tiles.keep_most_central`);
 6. slide-level greedy distance NMS with the 25 px radius (:func:`ccmct.geometry.nms.distance_nms`).
 
-Output rows are ``[x1, y1, x2, y2, class, score]`` (class = index of the detector's output channel,
-0 = mitotic figure, as in the authors' files), sorted by decreasing score.
+Output rows are ``[x1, y1, x2, y2, class, score]`` (class = the detection's class index into the config's
+``class_ids``, 0 = mitotic figure, as in the authors' files), sorted by decreasing score. Any registered tile
+detector works (:func:`ccmct.models.registry.detector_kinds`); nothing here knows anchors or strides.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from ccmct.errors import SlideError
 from ccmct.geometry.nms import box_centers, distance_nms
 from ccmct.geometry.tiles import keep_most_central, paper_stride_px
 from ccmct.inference.tiling import THUMBNAIL_PX, SlideTiles, TileDataset, plan_tiles, tile_loader
-from ccmct.models.retinanet import postprocess, preprocess
+from ccmct.models.detector import prepare_tiles
 from ccmct.precision import autocast
 from ccmct.data.slide_checks import check_mpp
 from ccmct.data.slides import open_slide
@@ -44,7 +45,7 @@ __all__ = ["InferenceOptions", "SlideDetections", "WholeSlideDetector"]
 
 @dataclass(frozen=True)
 class InferenceOptions:
-    """How a slide is processed (the model's config gives tile size, normalisation, anchors, thresholds).
+    """How a slide is processed (the model's config gives tile size, normalisation, thresholds).
 
     Attributes:
         batch_size: tiles per forward pass.
@@ -89,10 +90,11 @@ class WholeSlideDetector:
     """Runs a tile detector over whole slides.
 
     Args:
-        model: ``forward(Tensor[B, 3, T, T] normalised) -> (cls_logits [B, A, C], box_deltas [B, A, 4])`` on
-            the stride-16 level (:class:`ccmct.models.retinanet.RetinaNet` or anything with that contract).
-        config: its :class:`ccmct.models.retinanet.DetectorConfig` (tile size, mean/std, anchors, score
-            threshold, per-tile NMS IoU).
+        model: a tile detector (:mod:`ccmct.models.detector`): in eval mode ``model(Tensor[B, 3, T, T]
+            normalised)`` -> one ``{"boxes": [n, 4] xyxy tile px, "scores": [n], "labels": [n]}`` per tile
+            (:class:`ccmct.models.retinanet.RetinaNet`, :class:`ccmct.models.fcos.TinyFCOS`, ...). Its
+            ``score_threshold`` / ``nms_iou`` are set to the config's.
+        config: its config (tile size, mean/std, score threshold, per-tile NMS IoU, ``mpp``).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         options: see :class:`InferenceOptions`.
 
@@ -107,9 +109,9 @@ class WholeSlideDetector:
                  options: InferenceOptions = InferenceOptions()):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        self.model.score_threshold, self.model.nms_iou = float(config.score_threshold), float(config.nms_iou)
         self.config = config
         self.options = options
-        self.anchors = config.anchors(config.tile_px).to(self.device)
         self.stride_px = options.stride_px or paper_stride_px(config.tile_px)
         overlap_px = config.tile_px - self.stride_px
         self.edge_tolerance_px = (options.edge_tolerance_px if options.edge_tolerance_px is not None
@@ -145,23 +147,25 @@ class WholeSlideDetector:
         start = time.perf_counter()
         ids = tiles.tile_ids
         origins = tiles.grid.origins_l0()[ids]
-        boxes_l0, scores, from_tile = self._run_tiles(tiles.path, origins, ids, progress=progress,
-                                                      desc=desc or tiles.path.name)
+        boxes_l0, scores, labels, from_tile = self._run_tiles(tiles.path, origins, ids, progress=progress,
+                                                              desc=desc or tiles.path.name)
         keep = keep_most_central(box_centers(boxes_l0), from_tile, tiles.grid, tiles.selected,
                                  tolerance_px=self.edge_tolerance_px)
-        boxes_l0, scores = boxes_l0[keep], scores[keep]
+        boxes_l0, scores, labels = boxes_l0[keep], scores[keep], labels[keep]
         kept = distance_nms(boxes_l0, scores, radius_l0=self.options.radius_l0)
         rows = np.zeros((len(kept), 6), np.float64)
         rows[:, :4] = boxes_l0[kept]
+        rows[:, 4] = labels[kept]
         rows[:, 5] = scores[kept]
         return SlideDetections(rows, tiles.n_total, len(ids), time.perf_counter() - start)
 
     def _run_tiles(self, path: Path, origins: np.ndarray, ids: np.ndarray, *, progress: bool,
-                   desc: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Level-0 boxes (N, 4), scores (N,) and source tile ids (N,) of every per-tile detection."""
-        boxes, scores, sources = [np.zeros((0, 4))], [np.zeros(0)], [np.zeros(0, np.int64)]
+                   desc: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Level-0 boxes (N, 4), scores (N,), class indices (N,) and source tile ids (N,) of every per-tile
+        detection."""
+        boxes, scores, labels, sources = [np.zeros((0, 4))], [np.zeros(0)], [np.zeros(0)], [np.zeros(0, np.int64)]
         if len(origins) == 0:
-            return boxes[0], scores[0], sources[0]
+            return boxes[0], scores[0], labels[0], sources[0]
         loader = tile_loader(TileDataset(path, origins, self.config.tile_px), batch_size=self.options.batch_size,
                              workers=min(self.options.workers, max(len(origins) // self.options.batch_size, 1)),
                              pin_memory=self.device.type == "cuda")
@@ -169,31 +173,35 @@ class WholeSlideDetector:
             for batch, index, errors in loader:
                 if errors:
                     raise SlideError(path, errors[0])
-                tile_boxes, tile_scores, in_batch = self.detect_batch(batch)
+                tile_boxes, tile_scores, in_batch, tile_labels = self.detect_batch(batch, with_labels=True)
                 source = index.numpy()[in_batch]
                 boxes.append(tile_boxes + np.tile(origins[source], 2))
                 scores.append(tile_scores)
+                labels.append(tile_labels)
                 sources.append(ids[source])
                 bar.update(len(index))
-        return np.concatenate(boxes), np.concatenate(scores), np.concatenate(sources)
+        return np.concatenate(boxes), np.concatenate(scores), np.concatenate(labels), np.concatenate(sources)
 
     @torch.inference_mode()
-    def detect_batch(self, tiles_uint8: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def detect_batch(self, tiles_uint8: torch.Tensor, *, with_labels: bool = False) -> tuple[np.ndarray, ...]:
         """Per-tile detections of a batch.
 
         Args:
             tiles_uint8: uint8 Tensor[B, T, T, 3] RGB (any device).
+            with_labels: also return the class indices.
 
         Returns:
-            ``(boxes float64 (n, 4) tile px, scores float64 (n,), batch index int64 (n,))``.
+            ``(boxes float64 (n, 4) xyxy tile px, scores float64 (n,), batch index int64 (n,))``, plus
+            ``labels float64 (n,)`` (class index) when ``with_labels``.
         """
-        images = preprocess(tiles_uint8.to(self.device, non_blocking=True), self.config)
+        images = prepare_tiles(tiles_uint8.to(self.device, non_blocking=True), self.config.mean, self.config.std)
         with autocast(self.device, enabled=self.options.mixed_precision):
-            cls_logits, box_deltas = self.model(images)
-        per_tile = postprocess(cls_logits.float(), box_deltas.float(), self.anchors,
-                               score_threshold=self.config.score_threshold, iou_threshold=self.config.nms_iou)
-        counts = torch.tensor([len(s) for _, s in per_tile])
+            per_tile = self.model(images)
+        counts = torch.tensor([len(d["scores"]) for d in per_tile])
         in_batch = torch.repeat_interleave(torch.arange(len(per_tile)), counts).numpy()
-        boxes = torch.cat([b for b, _ in per_tile]).double().cpu().numpy().reshape(-1, 4)
-        scores = torch.cat([s for _, s in per_tile]).double().cpu().numpy()
-        return boxes, scores, in_batch
+        boxes = torch.cat([d["boxes"].float() for d in per_tile]).double().cpu().numpy().reshape(-1, 4)
+        scores = torch.cat([d["scores"].float() for d in per_tile]).double().cpu().numpy()
+        if not with_labels:
+            return boxes, scores, in_batch
+        labels = torch.cat([d["labels"] for d in per_tile]).double().cpu().numpy()
+        return boxes, scores, in_batch, labels

@@ -195,10 +195,11 @@ def run_inference(model_dir: str | os.PathLike[str], slides: Mapping[str, str | 
         ModelError: the model directory is missing a file or comes from another format version.
     """
     from ccmct.models.io import load_model_dir
+    from ccmct.models.registry import detector_kinds
 
     context = DistContext.from_env()
     torch_device = resolve_device(device, context)
-    model, config = load_model_dir(model_dir, map_location=torch_device, kind="retinanet")
+    model, config = load_model_dir(model_dir, map_location=torch_device, kind=detector_kinds())
     context = start(torch_device, context)
     if not context.is_main:  # rank 0 logs; other ranks only warn (their failures reach rank 0 too)
         logging.getLogger("ccmct").setLevel(logging.WARNING)

@@ -1,7 +1,7 @@
 """Which tiles of a slide to read, and a DataLoader that reads them in worker processes.
 
 Frames: level-0 pixels. Tiles come back as (tile_px, tile_px, 3) uint8 RGB; normalisation happens later on
-the model's device, one batch at a time (:func:`ccmct.models.retinanet.preprocess`).
+the model's device, one batch at a time (:func:`ccmct.models.detector.prepare_tiles`).
 
 Each DataLoader worker opens its own slide handle (:func:`ccmct.data.slides.cached_slide`, one per
 process). A read error does not kill the worker: the item carries the error text and the detector turns it

@@ -81,14 +81,15 @@ KIND_NAMES = {name: kind.description for name, kind in MODEL_KINDS.items()}
 
 
 def load_model_dir(directory: str | os.PathLike[str], *, map_location: str | torch.device = "cpu",
-                   kind: str | None = None):
+                   kind: str | tuple[str, ...] | None = None):
     """Rebuild the exact model of a model directory.
 
     Args:
         directory: the model directory.
         map_location: device of the returned model.
-        kind: the kind the caller needs (``"retinanet"``, ``"cell_classifier"``); another kind is refused
-            with a message naming both (e.g. a classifier given to ``ccmct infer``).
+        kind: the kind the caller needs (``"retinanet"``, ``"cell_classifier"``), or a tuple of acceptable
+            kinds (e.g. :func:`ccmct.models.registry.detector_kinds`); another kind is refused with a message
+            naming both (e.g. a classifier given to ``ccmct infer``).
 
     Returns:
         ``(model, config)``; the model is in eval mode on ``map_location``.
@@ -107,9 +108,10 @@ def load_model_dir(directory: str | os.PathLike[str], *, map_location: str | tor
     found = document.get("kind")
     if found not in MODEL_KINDS:
         raise ModelError(config_path, f"unknown model kind {found!r}; expected one of {sorted(MODEL_KINDS)}")
-    if kind is not None and found != kind:
+    wanted = (kind,) if isinstance(kind, str) else tuple(kind or ())
+    if wanted and found not in wanted:
         raise ModelError(directory, f"is {KIND_NAMES.get(found, found)}; this command needs "
-                                    f"{KIND_NAMES.get(kind, kind)}")
+                                    f"{' or '.join(KIND_NAMES.get(k, k) for k in wanted)}")
     if not weights_path.is_file():
         raise ModelError(weights_path, "missing; not a ccmct model directory (expected config.json + weights.pt)")
     config_cls, factory = MODEL_KINDS[found].config_class(), MODEL_KINDS[found].build

@@ -1,16 +1,23 @@
 """The first-stage detector: ResNet backbone + FPN, RetinaNet heads on the stride-16 level only.
 
 The paper (Bertram et al. 2019, after Lin et al. 2017, "Focal Loss for Dense Object Detection") uses a
-ResNet-18 RetinaNet whose heads see only the 16x16 feature map of a 256 px patch. Frames: the input is
-one tile, (B, 3, H, W) float, already normalised with :attr:`DetectorConfig.mean` / ``std``
-(:func:`preprocess` does it); every box is xyxy in tile px.
+ResNet-18 RetinaNet whose heads see only the 16x16 feature map of a 256 px patch. :class:`RetinaNet` follows
+the tile-detector interface of :mod:`ccmct.models.detector`: ``model(images, targets)`` returns the loss dict
+``{"focal", "box"}`` in training, ``model(images)`` the per-tile detections in eval mode. Everything anchor-
+specific lives here: the stride-16 anchors (:func:`ccmct.models.anchors.make_anchors`), anchor matching
+(:func:`match_anchors`), the focal + smooth-L1 loss (:func:`detection_loss`) and decoding + per-tile NMS
+(:func:`postprocess`). Frames: the input is one tile, (B, 3, H, W) float, already normalised with
+:attr:`DetectorConfig.mean` / ``std`` (:func:`ccmct.models.detector.prepare_tiles`); every box is xyxy in
+tile px.
 
 Example:
     >>> config = DetectorConfig()
     >>> model = RetinaNet(config).eval()
-    >>> cls_logits, box_deltas = model(torch.zeros(2, 3, 256, 256))
+    >>> cls_logits, box_deltas = model.head_outputs(torch.zeros(2, 3, 256, 256))
     >>> cls_logits.shape, box_deltas.shape
     (torch.Size([2, 768, 1]), torch.Size([2, 768, 4]))
+    >>> [sorted(d) for d in model(torch.zeros(2, 3, 256, 256))]
+    [['boxes', 'labels', 'scores'], ['boxes', 'labels', 'scores']]
 """
 
 from __future__ import annotations
@@ -22,18 +29,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 from torchvision.models._utils import IntermediateLayerGetter
-from torchvision.ops import FeaturePyramidNetwork, batched_nms
+from torchvision.ops import FeaturePyramidNetwork, batched_nms, box_iou, sigmoid_focal_loss
 
 from ccmct.config.dataset import MITOTIC_FIGURE
 from ccmct.errors import ModelError
 from ccmct.models.anchors import make_anchors
-from ccmct.models.box_coder import decode
+from ccmct.models.box_coder import decode, encode
+from ccmct.models.detector import TileDetector, no_autocast, prepare_tiles
 from ccmct.config.units import GT_BOX_UM, PAPER_MPP, TILE_UM, px
 
-__all__ = ["BACKBONES", "DetectorConfig", "RetinaNet", "postprocess", "preprocess"]
+__all__ = ["BACKBONES", "AnchorDetector", "DetectorConfig", "RetinaNet", "detection_loss", "match_anchors",
+           "postprocess", "preprocess"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -110,9 +120,27 @@ class DetectorConfig:
         """Anchors of a ``tile_px`` input (default the configured tile), Tensor[A, 4] xyxy tile px."""
         return make_anchors(tile_px or self.tile_px, self.stride_px, self.anchor_sizes_px)
 
+    def positive_anchors(self, gt_boxes: Tensor) -> Tensor:
+        """The anchors of the configured tile that :func:`match_anchors` makes positive for these GT boxes
+        (Tensor[G, 4] xyxy tile px): Tensor[n, 4] xyxy tile px."""
+        anchors = self.anchors()
+        gt = gt_boxes.reshape(1, -1, 4).float()
+        state, _ = match_anchors(anchors, gt, torch.ones(gt.shape[:2], dtype=torch.long),
+                                 iou_pos=self.match_iou_pos, iou_neg=self.match_iou_neg)
+        return anchors[state[0] == 1]
+
     def to_dict(self) -> dict:
         """JSON-ready dict (tuples become lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def for_training(cls, preset, *, variant: str, backbone_init: str = "none",
+                     mpp: float = PAPER_MPP) -> "DetectorConfig":
+        """The config a training preset builds: FPN / head sizes from the :class:`ccmct.config.presets.
+        DetectorPreset`, provenance (preset name, label set, backbone weights source), ``mpp`` = µm/px of
+        the training slides; the rest the defaults."""
+        return cls(fpn_channels=preset.fpn_channels, head_convs=preset.head_convs, preset=preset.name,
+                   variant=variant, backbone_init=backbone_init, mpp=mpp)
 
     @classmethod
     def from_dict(cls, data: dict) -> "DetectorConfig":
@@ -201,7 +229,54 @@ class _Head(nn.Module):
         return y.reshape(b, rows * cols * (y.shape[-1] // self.n_out), self.n_out)
 
 
-class RetinaNet(nn.Module):
+class AnchorDetector(TileDetector):
+    """A tile detector whose head emits per-anchor logits and box deltas on the stride-16 anchor grid.
+
+    Subclasses implement :meth:`head_outputs`; this class owns the anchors of the config, the loss
+    (:func:`detection_loss` with the config's matching IoUs) and the post-processing (:func:`postprocess` at
+    :attr:`score_threshold` / :attr:`nms_iou`). Loss and post-processing run in float32 outside any autocast.
+    """
+
+    loss_names = ("focal", "box")
+
+    def __init__(self, config: DetectorConfig):
+        super().__init__(config)
+        self._anchors: dict[tuple[int, str], Tensor] = {}
+
+    def head_outputs(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """``(cls_logits Tensor[B, A, n_classes], box_deltas Tensor[B, A, 4])``, A in the order of
+        :func:`ccmct.models.anchors.make_anchors` for the images' size."""
+        raise NotImplementedError
+
+    def tile_anchors(self, tile_px: int, device: torch.device) -> Tensor:
+        """Anchors of a ``tile_px`` square input, Tensor[A, 4] xyxy tile px, on ``device`` (cached)."""
+        key = (int(tile_px), str(device))
+        if key not in self._anchors:
+            self._anchors[key] = self.config.anchors(int(tile_px)).to(device)
+        return self._anchors[key]
+
+    def compute(self, images: Tensor, targets: list[dict[str, Tensor]] | None, *,
+                detect: bool) -> tuple[dict[str, Tensor], list[dict[str, Tensor]]]:
+        cls_logits, box_deltas = self.head_outputs(images)
+        if images.shape[-1] != images.shape[-2]:
+            raise ValueError(f"square tiles expected, got {tuple(images.shape[-2:])} (H, W)")
+        anchors = self.tile_anchors(images.shape[-1], box_deltas.device)
+        losses: dict[str, Tensor] = {}
+        detections: list[dict[str, Tensor]] = []
+        with no_autocast(box_deltas.device):
+            if targets is not None:
+                gt_boxes, gt_labels = _padded(targets, box_deltas.device)
+                losses = detection_loss(cls_logits, box_deltas, anchors, gt_boxes, gt_labels,
+                                        iou_pos=self.config.match_iou_pos, iou_neg=self.config.match_iou_neg)
+            if detect:
+                per_tile = postprocess(cls_logits.float(), box_deltas.float(), anchors,
+                                       score_threshold=self.score_threshold, iou_threshold=self.nms_iou)
+                detections = [{"boxes": boxes, "scores": scores, "labels": labels}
+                              for boxes, scores, labels in per_tile]
+        return losses, detections
+
+
+class RetinaNet(AnchorDetector):
     """ResNet + FPN with classification and box heads on the stride-16 level.
 
     Args:
@@ -209,14 +284,13 @@ class RetinaNet(nn.Module):
         backbone_weights: see :func:`build_backbone` (default: random init; a saved model directory
             overwrites everything anyway).
 
-    ``forward(images)``: images Tensor[B, 3, H, W] float, normalised, H and W multiples of 32. Returns
-    ``(cls_logits Tensor[B, A, n_classes], box_deltas Tensor[B, A, 4])`` with A = (H/16)(W/16)K in the
-    order of :func:`ccmct.models.anchors.make_anchors`.
+    ``forward(images, targets=None)``: the tile-detector contract of :mod:`ccmct.models.detector` (images
+    Tensor[B, 3, T, T] float, normalised, T a multiple of 32). :meth:`head_outputs` gives the raw
+    ``(cls_logits Tensor[B, A, n_classes], box_deltas Tensor[B, A, 4])`` with A = (H/16)(W/16)K.
     """
 
     def __init__(self, config: DetectorConfig, *, backbone_weights: str | os.PathLike[str] | None = None):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.body = build_backbone(config.backbone, backbone_weights)
         self.fpn = FeaturePyramidNetwork(list(BACKBONES[config.backbone]), config.fpn_channels)
         # Only the stride-16 output is used: the stride-32 level feeds it through the top-down path, but its
@@ -227,7 +301,7 @@ class RetinaNet(nn.Module):
         self.cls_head = _Head(config.fpn_channels, config.head_convs, k, n_classes, bias=prior_bias)
         self.box_head = _Head(config.fpn_channels, config.head_convs, k, 4, bias=0.0)
 
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+    def head_outputs(self, images: Tensor) -> tuple[Tensor, Tensor]:
         features = self.fpn(self.body(images))["c4"]        # stride 16
         return self.cls_head(features), self.box_head(features)
 
@@ -235,29 +309,92 @@ class RetinaNet(nn.Module):
         """Parameters trained while the backbone is frozen (FPN + heads)."""
         return [p for m in (self.fpn, self.cls_head, self.box_head) for p in m.parameters()]
 
+    def param_groups(self) -> list[list[nn.Parameter]]:
+        return [list(self.body.parameters()), self.head_parameters()]
+
 
 def preprocess(images, config: DetectorConfig) -> Tensor:
-    """Uint8 RGB tiles -> the model's normalised input.
+    """Uint8 RGB tiles (B, H, W, 3) -> the model's normalised input
+    (:func:`ccmct.models.detector.prepare_tiles` with the config's mean / std)."""
+    return prepare_tiles(images, config.mean, config.std)
+
+
+def _padded(targets: list[dict[str, Tensor]], device: torch.device) -> tuple[Tensor, Tensor]:
+    """Per-image targets -> ``(gt_boxes Tensor[B, G, 4], gt_labels Tensor[B, G] long, 1 = object, 0 = padding)``
+    with G = max(1, most boxes in an image), the layout :func:`match_anchors` vectorises over."""
+    n_max = max([1, *(len(t["boxes"]) for t in targets)])
+    boxes = torch.zeros(len(targets), n_max, 4, device=device)
+    labels = torch.zeros(len(targets), n_max, dtype=torch.long, device=device)
+    for row, target in enumerate(targets):
+        n = len(target["boxes"])
+        boxes[row, :n] = target["boxes"].to(device=device, dtype=torch.float32)
+        labels[row, :n] = 1
+    return boxes, labels
+
+
+def match_anchors(anchors: Tensor, gt_boxes: Tensor, gt_labels: Tensor, *, iou_pos: float,
+                  iou_neg: float) -> tuple[Tensor, Tensor]:
+    """Assign each anchor to a GT box.
 
     Args:
-        images: (B, H, W, 3) uint8 numpy array or tensor (RGB, as read from a slide).
-        config: gives mean / std.
+        anchors: Tensor[A, 4] xyxy tile px.
+        gt_boxes: Tensor[B, G, 4] xyxy tile px (padding rows arbitrary).
+        gt_labels: Tensor[B, G] long, 0 = padding.
+        iou_pos: IoU >= this -> positive (matched to the best-overlapping GT).
+        iou_neg: IoU < this -> background; in between -> ignored.
 
     Returns:
-        float32 Tensor[B, 3, H, W] on the input's device.
+        ``(state Tensor[B, A] long: 1 positive, 0 background, -1 ignored; gt_index Tensor[B, A] long)``.
     """
-    x = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
-    if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[-1] != 3:
-        msg = f"expected (B, H, W, 3) uint8 RGB tiles, got {tuple(x.shape)} {x.dtype}"
-        raise ValueError(msg)
-    mean = torch.tensor(config.mean, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(config.std, device=x.device).view(1, 3, 1, 1)
-    return (x.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
+    b, g = gt_labels.shape
+    if g == 0:
+        zeros = torch.zeros(b, anchors.shape[0], dtype=torch.long, device=anchors.device)
+        return zeros, zeros
+    iou = box_iou(anchors, gt_boxes.reshape(-1, 4)).reshape(anchors.shape[0], b, g).permute(1, 0, 2)
+    iou = iou.masked_fill(~(gt_labels > 0)[:, None, :], -1.0)            # [B, A, G]
+    best_iou, gt_index = iou.max(dim=-1)
+    state = torch.full_like(gt_index, -1)
+    state[best_iou < iou_neg] = 0
+    state[best_iou >= iou_pos] = 1
+    return state, gt_index
+
+
+def detection_loss(cls_logits: Tensor, box_deltas: Tensor, anchors: Tensor, gt_boxes: Tensor, gt_labels: Tensor,
+                   *, iou_pos: float = 0.5, iou_neg: float = 0.4, alpha: float = 0.25, gamma: float = 2.0,
+                   beta: float = 1.0 / 9) -> dict[str, Tensor]:
+    """Sigmoid focal loss (Lin et al. 2017) on all non-ignored anchors + smooth-L1 on the positive anchors'
+    encoded boxes (:func:`ccmct.models.box_coder.encode`), each divided by the number of positives (at least 1).
+
+    Args:
+        cls_logits: Tensor[B, A, C]; box_deltas: Tensor[B, A, 4] (any float dtype; computed in float32).
+        anchors: Tensor[A, 4] xyxy tile px.
+        gt_boxes: Tensor[B, G, 4] xyxy tile px; gt_labels: Tensor[B, G] long, 0 = padding.
+        iou_pos, iou_neg: matching thresholds (:func:`match_anchors`).
+        alpha, gamma: focal loss parameters (paper / Lin et al.: 0.25, 2).
+        beta: smooth-L1 transition point (in encoded units).
+
+    Returns:
+        ``{"focal": scalar Tensor, "box": scalar Tensor}``; the training loss is focal + box.
+    """
+    state, gt_index = match_anchors(anchors, gt_boxes.float(), gt_labels, iou_pos=iou_pos, iou_neg=iou_neg)
+    positive = state == 1
+    n_pos = positive.sum().clamp(min=1).float()
+    target = positive.float()[..., None].expand_as(cls_logits)
+    focal = sigmoid_focal_loss(cls_logits.float(), target, alpha=alpha, gamma=gamma, reduction="none")
+    focal = (focal * (state >= 0).float()[..., None]).sum() / n_pos
+    if positive.any():
+        matched = torch.gather(gt_boxes.float(), 1, gt_index[..., None].expand(-1, -1, 4))[positive]
+        anchor_rows = anchors.expand(state.shape[0], -1, -1)[positive]
+        box = F.smooth_l1_loss(box_deltas.float()[positive], encode(matched, anchor_rows),
+                               beta=beta, reduction="sum") / n_pos
+    else:
+        box = box_deltas.sum() * 0.0
+    return {"focal": focal, "box": box}
 
 
 @torch.no_grad()
 def postprocess(cls_logits: Tensor, box_deltas: Tensor, anchors: Tensor, *, score_threshold: float,
-                iou_threshold: float) -> list[tuple[Tensor, Tensor]]:
+                iou_threshold: float) -> list[tuple[Tensor, Tensor, Tensor]]:
     """Detections per tile: sigmoid score > threshold, decode, per-tile NMS.
 
     Args:
@@ -268,16 +405,18 @@ def postprocess(cls_logits: Tensor, box_deltas: Tensor, anchors: Tensor, *, scor
         iou_threshold: NMS IoU within each tile (paper: 0.4).
 
     Returns:
-        One ``(boxes_xyxy Tensor[n, 4] float32 tile px, scores Tensor[n] float32)`` per image, sorted by
-        decreasing score. Boxes are not clipped to the tile.
+        One ``(boxes_xyxy Tensor[n, 4] float32 tile px, scores Tensor[n] float32, labels Tensor[n] int64 class
+        index)`` per image, sorted by decreasing score. Boxes are not clipped to the tile.
     """
-    scores = torch.sigmoid(cls_logits.float()).amax(dim=-1)          # [B, A]
+    probabilities = torch.sigmoid(cls_logits.float())
+    scores, classes = probabilities.max(dim=-1)                       # [B, A]
     image_idx, anchor_idx = torch.nonzero(scores > score_threshold, as_tuple=True)
     kept_scores = scores[image_idx, anchor_idx]
     boxes = decode(box_deltas[image_idx, anchor_idx].float(), anchors.to(box_deltas.device)[anchor_idx])
     keep = batched_nms(boxes, kept_scores, image_idx, iou_threshold)  # sorted by decreasing score
+    kept_classes = classes[image_idx, anchor_idx]
     out = []
     for b in range(cls_logits.shape[0]):
         sel = keep[image_idx[keep] == b]
-        out.append((boxes[sel], kept_scores[sel]))
+        out.append((boxes[sel], kept_scores[sel], kept_classes[sel]))
     return out

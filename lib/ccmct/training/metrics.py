@@ -1,6 +1,7 @@
 """Validation metrics shown during training: the loss parts and a patch-level F1.
 
-Patch-level F1: per validation patch, the detections (score > threshold, per-tile NMS) are matched one-to-one
+Patch-level F1: per validation patch, the detector's own detections (its post-processing: score above the
+validation threshold the Learner sets, per-tile NMS; :mod:`ccmct.models.detector`) are matched one-to-one
 to the annotated mitotic figures whose centres lie in the patch, a pair counting when the centres are at
 most :data:`ccmct.config.dataset.DETECTION_RADIUS_L0` (25 px) apart; TP / FP / FN are summed over patches.
 """
@@ -12,7 +13,6 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from ccmct.config.dataset import DETECTION_RADIUS_L0
-from ccmct.models.retinanet import postprocess
 
 __all__ = ["LossPart", "PatchF1", "match_centres"]
 
@@ -32,33 +32,33 @@ def match_centres(det_xy: np.ndarray, gt_xy: np.ndarray, *, radius_px: float = D
 
 
 class PatchF1(Metric):
-    """Patch-level F1 of the validation batches (see module docstring).
+    """Patch-level F1 of the validation batches (see module docstring); reads the detections of the
+    validation prediction ``(losses, detections)`` of a tile detector."""
 
-    Args:
-        anchors: Tensor[A, 4] xyxy patch px.
-        score_threshold: detection score threshold.
-        iou_threshold: per-tile NMS IoU.
-    """
-
-    def __init__(self, anchors: torch.Tensor, *, score_threshold: float, iou_threshold: float):
-        self.anchors, self.score_threshold, self.iou_threshold = anchors, score_threshold, iou_threshold
+    def __init__(self):
         self.reset()
 
     def reset(self):
         self.tp = self.fp = self.fn = 0
 
-    def update(self, preds, gt_boxes: torch.Tensor, gt_labels: torch.Tensor) -> None:
-        """Add one batch: ``preds = (cls_logits, box_deltas)``."""
-        detections = postprocess(*preds, self.anchors, score_threshold=self.score_threshold,
-                                 iou_threshold=self.iou_threshold)
-        for (boxes, _), gt, labels in zip(detections, gt_boxes.cpu(), gt_labels.cpu()):
+    def update(self, detections: list[dict[str, torch.Tensor]], gt_boxes: torch.Tensor,
+               gt_labels: torch.Tensor) -> None:
+        """Add one batch.
+
+        Args:
+            detections: one ``{"boxes": Tensor[n, 4] xyxy patch px, "scores", "labels"}`` per patch.
+            gt_boxes: Tensor[B, G, 4] xyxy patch px; gt_labels: Tensor[B, G], 0 = padding row.
+        """
+        for detection, gt, labels in zip(detections, gt_boxes.cpu(), gt_labels.cpu()):
+            boxes = detection["boxes"].float()
             det_xy = ((boxes[:, :2] + boxes[:, 2:]) / 2).cpu().numpy()
             gt_xy = ((gt[labels > 0, :2] + gt[labels > 0, 2:]) / 2).numpy()
             tp = match_centres(det_xy, gt_xy)
             self.tp, self.fp, self.fn = self.tp + tp, self.fp + len(det_xy) - tp, self.fn + len(gt_xy) - tp
 
     def accumulate(self, learn):
-        self.update(learn.pred, *learn.yb)
+        _, detections = learn.pred
+        self.update(detections, *learn.yb)
 
     @property
     def value(self):
@@ -71,7 +71,8 @@ class PatchF1(Metric):
 
 
 class LossPart(Metric):
-    """Average of one part (``"focal"`` or ``"box"``) of the loss over the validation batches."""
+    """Average of one part of the detector's loss dict (RetinaNet: ``"focal"`` or ``"box"``) over the validation
+    batches (read from :attr:`ccmct.training.loss.DetectorLoss.last_parts`)."""
 
     def __init__(self, part: str):
         self.part = part

@@ -1,6 +1,8 @@
 """Figures of the training notebooks: sampled patches, anchors, loss curves, validation predictions.
 
 All boxes are drawn in patch px (xyxy). Each function draws into matplotlib axes and returns the figure.
+Predictions come from the detector's own post-processing (:mod:`ccmct.models.detector`); the anchor figure
+asks a RetinaNet config for its anchors (:meth:`ccmct.models.retinanet.DetectorConfig.positive_anchors`).
 """
 
 from __future__ import annotations
@@ -8,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ccmct.models.retinanet import DetectorConfig, postprocess, preprocess
+from ccmct.models.detector import prepare_tiles
 from ccmct.sampling.patches import CASE_NAMES
 from ccmct.training.data import PatchDataset
-from ccmct.training.loss import match_anchors
 
 __all__ = ["plot_anchors", "plot_history", "show_cases", "show_predictions"]
 
@@ -50,8 +51,10 @@ def show_cases(dataset: PatchDataset, *, per_case: int = 3):
     return fig
 
 
-def plot_anchors(config: DetectorConfig, image: np.ndarray, gt_boxes: np.ndarray):
-    """The anchor grid on a patch: all centres, the anchors of one cell, and the positives of each GT box."""
+def plot_anchors(config, image: np.ndarray, gt_boxes: np.ndarray):
+    """The anchor grid of an anchor-based detector's config (the RetinaNet's
+    :class:`ccmct.models.retinanet.DetectorConfig`) on a patch: all centres, the anchors of one cell, and the
+    positives of each GT box."""
     plt = _plt()
     anchors = config.anchors()
     fig, ax = plt.subplots(figsize=(6, 6))
@@ -62,10 +65,8 @@ def plot_anchors(config: DetectorConfig, image: np.ndarray, gt_boxes: np.ndarray
     cell = (8 * (config.tile_px // config.stride_px) + 8) * k
     _draw_boxes(ax, anchors[cell:cell + k], "cyan", lw=1)
     if len(gt_boxes):
-        gt = torch.as_tensor(gt_boxes, dtype=torch.float32)[None]
-        state, _ = match_anchors(anchors, gt, torch.ones(gt.shape[:2], dtype=torch.long),
-                                 iou_pos=config.match_iou_pos, iou_neg=config.match_iou_neg)
-        _draw_boxes(ax, anchors[state[0] == 1], "orange", lw=1, ls="--")
+        _draw_boxes(ax, config.positive_anchors(torch.as_tensor(gt_boxes, dtype=torch.float32)), "orange",
+                    lw=1, ls="--")
         _draw_boxes(ax, gt_boxes, "lime", lw=2)
     ax.set_title(f"anchors {config.anchor_sizes_px} px every {config.stride_px} px (cyan: one cell); "
                  "GT green, positive anchors orange", fontsize=8)
@@ -80,7 +81,9 @@ def plot_history(summary: dict):
     epochs = [row["epoch"] + 1 for row in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     initial = summary.get("initial") or {}
-    for key, style in (("train_loss", "-"), ("valid_loss", "-"), ("focal_loss", "--"), ("box_loss", ":")):
+    parts = [k for k in history[0] if k.endswith("_loss") and k not in ("train_loss", "valid_loss")] if history else []
+    styles = [("train_loss", "-"), ("valid_loss", "-")] + [(k, ("--", ":", "-.")[i % 3]) for i, k in enumerate(parts)]
+    for key, style in styles:
         values = [row.get(key) for row in history]
         start = [initial[key]] if key in initial else []
         ax1.plot(([0] if start else []) + epochs, start + values, style, marker="o", ms=3, label=key)
@@ -96,16 +99,19 @@ def plot_history(summary: dict):
 
 
 @torch.no_grad()
-def show_predictions(model, config: DetectorConfig, dataset: PatchDataset, *, n: int = 6,
-                     score_threshold: float = 0.5):
-    """Validation patches with GT (green) and detections above ``score_threshold`` (red, with score)."""
+def show_predictions(model, config, dataset: PatchDataset, *, n: int = 6, score_threshold: float = 0.5):
+    """Validation patches with GT (green) and a tile detector's detections above ``score_threshold`` (red,
+    with score); ``config`` is the detector's config (mean / std)."""
     plt = _plt()
     idx = list(range(min(n, len(dataset))))
     images, gts = zip(*(dataset.read(i) for i in idx))
     device = next(model.parameters()).device
-    logits, deltas = model.eval()(preprocess(np.stack(images), config).to(device))
-    detections = postprocess(logits, deltas, config.anchors(), score_threshold=score_threshold,
-                             iou_threshold=config.nms_iou)
+    own_threshold, model.score_threshold = model.score_threshold, score_threshold
+    try:
+        found = model.eval()(prepare_tiles(np.stack(images), config.mean, config.std).to(device))
+    finally:
+        model.score_threshold = own_threshold
+    detections = [(d["boxes"], d["scores"]) for d in found]
     cols = min(3, len(idx))
     fig, axes = plt.subplots(-(-len(idx) // cols), cols, figsize=(4 * cols, 4 * -(-len(idx) // cols)),
                              squeeze=False)

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def train_detector(root: str | os.PathLike[str], variant: str, preset: str | DetectorPreset,
                    out_dir: str | os.PathLike[str], *, seed: int = 0,
                    backbone_weights: str | os.PathLike[str] | None = None, num_workers: int | None = None,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, kind: str = "retinanet") -> dict:
     """Train the first-stage detector and write a model directory.
 
     Runs on one process, or data-parallel under ``torchrun`` (see :mod:`ccmct.training.distributed`).
@@ -39,6 +39,7 @@ def train_detector(root: str | os.PathLike[str], variant: str, preset: str | Det
         backbone_weights: ``None`` (random init), ``"pretrained"`` (torchvision ImageNet) or a local file.
         num_workers: patch reader processes (default: the preset's).
         progress: fastai progress bars.
+        kind: detector kind of :data:`ccmct.models.registry.MODEL_KINDS` (default the paper's RetinaNet).
 
     Returns:
         The summary written to ``training.json``: variant, preset, seed, epochs, seconds, ``final`` and
@@ -48,7 +49,7 @@ def train_detector(root: str | os.PathLike[str], variant: str, preset: str | Det
     out_dir = Path(out_dir)
     dist = init_distributed()
     init = "none" if backbone_weights in (None, "none") else str(backbone_weights)
-    config_dict = detector_config(preset, variant, backbone_init=init, mpp=training_mpp(root)).to_dict()
+    config_dict = detector_config(preset, variant, backbone_init=init, mpp=training_mpp(root), kind=kind).to_dict()
     done = read_summary(out_dir)
     if done and done.get("finished") and done.get("config") == config_dict and done.get("seed") == seed:
         log.info("%s: already trained (delete it to train again)", out_dir)
@@ -58,7 +59,7 @@ def train_detector(root: str | os.PathLike[str], variant: str, preset: str | Det
     barrier()
     start = time.perf_counter()
     run = build_learner(root, variant, preset, seed=seed, backbone_weights=backbone_weights, dist=dist,
-                        num_workers=num_workers, progress=progress)
+                        num_workers=num_workers, progress=progress, kind=kind)
     state = run_schedule(run, out_dir, is_main=dist.is_main)
     report = copy_state_for_report(state)
     history = report["history"]

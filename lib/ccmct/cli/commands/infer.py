@@ -82,8 +82,9 @@ def run(args: argparse.Namespace) -> int:
     from ccmct.inference.detector import InferenceOptions
     from ccmct.inference.runner import run_inference, work_dir_for
     from ccmct.models.io import load_model_dir
+    from ccmct.models.registry import detector_kinds
 
-    _, config = load_model_dir(args.model, kind="retinanet")  # checks the directory before any work
+    _, config = load_model_dir(args.model, kind=detector_kinds())  # checks the directory before any work
     out = args.out
     if out is None:
         out = Path(result_filename(config.variant or args.model.name, args.split))

@@ -50,9 +50,12 @@ def register(subparsers) -> None:
     parser.add_argument("--workers", type=count(0), default=None,
                         help="patch reader processes per training process; default: the preset's")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--model", choices=("retinanet", "candidate"), default="retinanet",
-                        help="retinanet (default): the paper's detector; candidate: the fast mode's small "
-                             "network on a reduced pyramid level (docs/fast_mode.md)")
+    from ccmct.models.registry import detector_kinds
+
+    parser.add_argument("--model", choices=(*detector_kinds(), "candidate"), default="retinanet",
+                        help="retinanet (default): the paper's detector; another tile detector of the model "
+                             "registry (fcos: a tiny FCOS, random init, for tests); candidate: the fast mode's "
+                             "small network on a reduced pyramid level (docs/fast_mode.md)")
     parser.add_argument("--downsample", type=count(1), default=4,
                         help="with --model candidate: level-0 px per input px (default 4, the first pyramid level)")
     add_json(parser)
@@ -67,9 +70,14 @@ def _run(args) -> int:
     if args.model == "candidate":
         return _run_candidate(args)
     backbone = "pretrained" if args.pretrained else args.weights
+    if args.model != "retinanet" and backbone is not None:
+        from ccmct.errors import CcmctError
+
+        raise CcmctError(f"--pretrained / --weights apply to the RetinaNet; --model {args.model} starts from "
+                         "random init")
     summary = train_detector(args.data_root, args.variant, args.preset, args.out, seed=args.seed,
                              backbone_weights=backbone, num_workers=args.workers,
-                             progress=not (args.no_progress or args.json))
+                             progress=not (args.no_progress or args.json), kind=args.model)
     import os
 
     if os.environ.get("RANK", "0") != "0":  # under torchrun only the main process reports
