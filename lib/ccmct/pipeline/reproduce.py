@@ -50,14 +50,14 @@ def probe_device(study: Study, *, iterations: int = 1, items: int = 2) -> Probe:
     import torchvision
 
     from ccmct.config.presets import detector_preset
-    from ccmct.models.retinanet import RetinaNet
+    from ccmct.models.registry import model_kind
     from ccmct.training.classifier import classifier_preset
     from ccmct.training.learner import detector_config
 
     device = torch.device(study.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     preset, cpreset = detector_preset(study.preset), classifier_preset(study.preset)
     config = detector_config(preset, study.variants[0])
-    model = RetinaNet(config).to(device).eval()
+    model = model_kind("retinanet").build(config).to(device)
 
     def timed(fn) -> float:
         fn()
@@ -75,7 +75,13 @@ def probe_device(study: Study, *, iterations: int = 1, items: int = 2) -> Probe:
         return sum(p.float().mean() for p in parts if torch.is_tensor(p))
 
     patches = torch.rand(items, 3, config.tile_px, config.tile_px, device=device)
-    train_s = timed(lambda: total(model(patches)).backward()) * preset.batch_size
+    centre = config.tile_px / 2
+    box = torch.tensor([[centre - config.gt_box_px / 2, centre - config.gt_box_px / 2,
+                         centre + config.gt_box_px / 2, centre + config.gt_box_px / 2]], device=device)
+    targets = [{"boxes": box, "labels": torch.zeros(1, dtype=torch.long, device=device)}] * items
+    model.train()  # the detector's own loss (model(images, targets) -> loss dict), as in training
+    train_s = timed(lambda: total(model(patches, targets)).backward()) * preset.batch_size
+    model.eval()
     with torch.no_grad():
         tile_s = timed(lambda: model(patches))
     resnet = torchvision.models.resnet18(num_classes=4).to(device)
