@@ -57,7 +57,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data_root
         if root is None:
-            from ccmct.data.synthetic import generate_dataset
+            from ccmct.synthetic import generate_dataset
 
             root = Path(tmp) / "tiny"
             generate_dataset(root, preset="tiny", seed=0, progress=False)

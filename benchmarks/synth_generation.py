@@ -21,8 +21,8 @@ from pathlib import Path
 
 def measure(preset: str, seed: int, workdir: Path) -> dict:
     """Generate one root from scratch; wall and CPU seconds, output size and throughput."""
-    from ccmct.data.synthetic import generate_dataset
-    from ccmct.data.synthetic.dataset import _cached_library
+    from ccmct.synthetic import generate_dataset
+    from ccmct.synthetic.dataset import _cached_library
 
     _cached_library.cache_clear()  # time the stamp library too, as a fresh process would
     out = workdir / f"{preset}-{seed}-{time.monotonic_ns()}"

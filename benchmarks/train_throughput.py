@@ -65,7 +65,7 @@ def main(args) -> dict:
     tmp = None
     root = args.data_root
     if root is None:
-        from ccmct.data.synthetic import generate_dataset
+        from ccmct.synthetic import generate_dataset
 
         tmp = tempfile.TemporaryDirectory(prefix="ccmct_bench_")
         root = Path(tmp.name)

@@ -36,7 +36,7 @@ def main() -> None:
 
     from ccmct.config.paths import DataRoot
     from ccmct.data.results import write_results
-    from ccmct.data.synthetic import generate_dataset
+    from ccmct.synthetic import generate_dataset
     from ccmct.evaluation.ground_truth import load_ground_truth
     from ccmct.viewer import ViewerPlan, build_site
 

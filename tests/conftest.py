@@ -66,7 +66,7 @@ def openslide_fixtures(shared_data) -> Path:
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
     """A synthetic ``tiny`` data root (seed 0), shared by the whole session. Do not modify it."""
-    from ccmct.data.synthetic import generate_dataset
+    from ccmct.synthetic import generate_dataset
 
     out = tmp_path_factory.mktemp("tiny_root")
     generate_dataset(out, preset="tiny", seed=0, progress=False)

@@ -32,8 +32,8 @@ from ccmct.config.dataset import (
 from ccmct.config.paths import DataRoot
 from ccmct.data.sliderunner import REQUIRED_TABLES, AnnotationType, SlideRunnerDB
 from ccmct.data.slides import open_slide, tissue_mask
-from ccmct.data.synthetic import generate_dataset, read_report
-from ccmct.data.synthetic.gallery import draw_gallery, gallery_patches
+from ccmct.synthetic import generate_dataset, read_report
+from ccmct.synthetic.gallery import draw_gallery, gallery_patches
 from ccmct.errors import CcmctError
 
 VARIANTS = ("MEL", "HEAEL", "ODAEL")
@@ -253,7 +253,7 @@ def test_gallery_draws_every_class(tiny_root, tmp_path):
 
 
 def test_cli_regenerates_identically_and_resumes(tiny_root, tmp_path, capsys):
-    from ccmct.data.synthetic.dataset import _cached_library
+    from ccmct.synthetic.dataset import _cached_library
 
     _cached_library.cache_clear()  # draw the stamps again, as a fresh process would
     out = tmp_path / "again"
@@ -301,11 +301,11 @@ def test_refuses_a_folder_holding_another_root_and_bad_options(tiny_root, tmp_pa
 
 
 def _small_renderer(px_per_um: float):
-    from ccmct.data.synthetic.layout import make_layout
-    from ccmct.data.synthetic.library import build_library
-    from ccmct.data.synthetic.render import SlideRenderer
-    from ccmct.data.synthetic.stain import random_stain
-    from ccmct.data.synthetic.tissue import make_tissue_map
+    from ccmct.synthetic.layout import make_layout
+    from ccmct.synthetic.library import build_library
+    from ccmct.synthetic.render import SlideRenderer
+    from ccmct.synthetic.stain import random_stain
+    from ccmct.synthetic.tissue import make_tissue_map
 
     rng = np.random.default_rng(5)
     library = build_library(rng, px_per_um, 8)
@@ -344,8 +344,8 @@ def test_other_mpp_scales_pixels_not_tissue(tmp_path):
 def test_odael_proposals_label_small_dark_cells_as_lookalikes_in_odael_only():
     """ODAEL's detector proposals: most lymphocytes (some fibroblasts) inside the tumour zone become look-alikes
     there, and only there; MEL / HEAEL never label them."""
-    from ccmct.data.synthetic.annotations import simulate_labels
-    from ccmct.data.synthetic.layout import KIND, PROPOSED_SHARE
+    from ccmct.synthetic.annotations import simulate_labels
+    from ccmct.synthetic.layout import KIND, PROPOSED_SHARE
 
     _, layout = _small_renderer(4.0)
     rng = np.random.default_rng(3)

@@ -9,8 +9,8 @@ import numpy as np
 
 from ccmct.config.paths import DataRoot
 from ccmct.data.slides import open_slide
-from ccmct.data.synthetic import dataset as synth
-from ccmct.data.synthetic.presets import get_preset
+from ccmct.synthetic import dataset as synth
+from ccmct.synthetic.presets import get_preset
 from ccmct.evaluation.mitotic_count import hpf_window_l0
 
 

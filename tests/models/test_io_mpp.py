@@ -19,7 +19,7 @@ SMALL = {"fpn_channels": 16, "head_convs": 1}
 @pytest.fixture(scope="module")
 def root_05(tmp_path_factory):
     """A tiny synthetic root scanned at 0.5 µm/px (a 20x scan)."""
-    from ccmct.data.synthetic import generate_dataset
+    from ccmct.synthetic import generate_dataset
 
     out = tmp_path_factory.mktemp("root_05")
     generate_dataset(out, preset="tiny", seed=0, mpp=0.5, progress=False)

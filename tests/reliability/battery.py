@@ -71,7 +71,7 @@ class Workspace:
         if tiny_root is not None:
             shutil.copytree(tiny_root, root)
         else:
-            from ccmct.data.synthetic import generate_dataset
+            from ccmct.synthetic import generate_dataset
 
             generate_dataset(root, preset="tiny", seed=0, progress=False)
         detector, classifier = _model_dirs(base / "models")

@@ -150,7 +150,7 @@ def require_data_root(path: Path, *, slides: bool = False, databases: bool = Fal
 def refuse_real_data_root(path: Path, what: str = "--out") -> None:
     """A synthetic root is never written over a real (or foreign) data root: refuse a folder that holds
     SlideRunner databases but no ``synthetic.json`` (the generator's report)."""
-    from ccmct.data.synthetic.dataset import MANIFEST
+    from ccmct.config.dataset import SYNTHETIC_REPORT_FILE as MANIFEST
     from ccmct.errors import FileProblem
 
     path = Path(path)

@@ -57,6 +57,9 @@ DATABASE_FILES = MappingProxyType(
 HIGH_MC_AREAS_FILE = "HighMCAreas.sqlite"
 SPLIT_FILE = "split.json"
 """Optional file in a data root listing its train/test slides (written by the synthetic generator)."""
+SYNTHETIC_REPORT_FILE = "synthetic.json"
+"""The synthetic generator's report in a data root it wrote (``ccmct.synthetic``); its presence marks a root as
+synthetic (``ccmct setup`` refuses to take it for the real data, ``ccmct synth`` only resumes its own)."""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The data set as files: SlideRunner databases, slides (OpenSlide), download, synthetic data, subsets,
-statistics (Table 1), result files and COCO / GeoJSON export.
+"""The data set as files: SlideRunner databases, slides (OpenSlide), download, subsets, statistics (Table 1),
+result files and COCO / GeoJSON export. (The synthetic generator, a producer of data roots, is ``ccmct.synthetic``;
+nothing here imports it.)
 
 Modules (import them directly; this package imports nothing so that ``import ccmct.data.x`` stays cheap)::
 

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _synthetic(args: argparse.Namespace) -> int:
-    from ccmct.data.synthetic import generate_dataset
+    from ccmct.synthetic import generate_dataset
 
     refuse_real_data_root(args.data_root, "--data-root")
     report = generate_dataset(args.data_root, preset=args.synthetic, seed=0,

@@ -35,7 +35,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ccmct.cli.common import check_output, print_json, refuse_real_data_root
-    from ccmct.data.synthetic import generate_dataset
+    from ccmct.synthetic import generate_dataset
 
     check_output(args.out, kind="dir")
     refuse_real_data_root(args.out)

@@ -237,7 +237,7 @@ def refuse_synthetic_root(root: Path) -> None:
     Raises:
         CcmctError: naming the root as synthetic, with its preset and seed.
     """
-    from ccmct.data.synthetic.dataset import MANIFEST as SYNTHETIC_MARKER
+    from ccmct.config.dataset import SYNTHETIC_REPORT_FILE as SYNTHETIC_MARKER
 
     marker = root / SYNTHETIC_MARKER
     if not marker.exists():

@@ -21,26 +21,26 @@ from pathlib import Path
 
 import numpy as np
 
-from ccmct.config.dataset import HPF_AREA_MM2, HPF_ASPECT
+from ccmct.config.dataset import HPF_AREA_MM2, HPF_ASPECT, SYNTHETIC_REPORT_FILE
 from ccmct.config.paths import DataRoot, write_split
 from ccmct.data.svs_writer import write_svs
-from ccmct.data.synthetic.annotations import (
+from ccmct.synthetic.annotations import (
     SlideRecord,
     simulate_labels,
     write_cell_databases,
     write_high_mc_database,
     write_tumorzone_database,
 )
-from ccmct.data.synthetic.layout import KIND, make_layout
-from ccmct.data.synthetic.library import build_library
-from ccmct.data.synthetic.presets import SynthPreset, get_preset
-from ccmct.data.synthetic.render import SlideRenderer
-from ccmct.data.synthetic.stain import random_stain
-from ccmct.data.synthetic.tissue import make_tissue_map
+from ccmct.synthetic.layout import KIND, make_layout
+from ccmct.synthetic.library import build_library
+from ccmct.synthetic.presets import SynthPreset, get_preset
+from ccmct.synthetic.render import SlideRenderer
+from ccmct.synthetic.stain import random_stain
+from ccmct.synthetic.tissue import make_tissue_map
 from ccmct.errors import CcmctError
 from ccmct.atomicio import atomic_write_json
 
-MANIFEST = "synthetic.json"
+MANIFEST = SYNTHETIC_REPORT_FILE
 GENERATOR_VERSION = 3
 """Bumped whenever the same seed would give other pixels or labels (a root is only resumed by the same one).
 3: the ``demo`` preset gained a wide, tissue-sparse test slide."""
@@ -172,7 +172,7 @@ def generate_dataset(out_dir: str | os.PathLike[str], *, preset: str = "tiny", s
         CcmctError: unknown preset, bad ``mpp``, or ``out_dir`` holds another data root.
 
     Example:
-        >>> from ccmct.data.synthetic import generate_dataset
+        >>> from ccmct.synthetic import generate_dataset
         >>> report = generate_dataset("data/tiny", preset="tiny", seed=0)          # doctest: +SKIP
         >>> {name: info["counts"]["ODAEL"][2] for name, info in report["slides"].items()}   # doctest: +SKIP
         {'85c21da2839476b2097d.svs': 30, ...}

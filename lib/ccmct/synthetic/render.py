@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ccmct.data.synthetic.layout import KINDS, CellLayout
-from ccmct.data.synthetic.library import StampLibrary
-from ccmct.data.synthetic.shapes import gaussian_spectrum_noise
-from ccmct.data.synthetic.stain import Stain, od_to_rgb
-from ccmct.data.synthetic.tissue import TissueMap, smooth_noise
+from ccmct.synthetic.layout import KINDS, CellLayout
+from ccmct.synthetic.library import StampLibrary
+from ccmct.synthetic.shapes import gaussian_spectrum_noise
+from ccmct.synthetic.stain import Stain, od_to_rgb
+from ccmct.synthetic.tissue import TissueMap, smooth_noise
 
 TEXTURE_PX = 1024
 H_LEVELS, H_MAX = 384, 3.2

@@ -13,10 +13,10 @@ from typing import Mapping
 
 import numpy as np
 
-from ccmct.data.synthetic import cells, mitoses
-from ccmct.data.synthetic.cells import Stamp
-from ccmct.data.synthetic.shapes import grid
-from ccmct.data.synthetic.stain import REFERENCE_STAIN, od_to_rgb
+from ccmct.synthetic import cells, mitoses
+from ccmct.synthetic.cells import Stamp
+from ccmct.synthetic.shapes import grid
+from ccmct.synthetic.stain import REFERENCE_STAIN, od_to_rgb
 
 DARK_GREY = 120.0
 """Grey level (0–255, reference stain) below which a pixel counts as dark chromatin."""

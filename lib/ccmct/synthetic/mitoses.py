@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ccmct.data.synthetic.cells import Stamp, cytoplasm, finish, interphase_nucleus, stamp_size
-from ccmct.data.synthetic.shapes import bandpass_noise, disk_signed, grid, rods, soft
+from ccmct.synthetic.cells import Stamp, cytoplasm, finish, interphase_nucleus, stamp_size
+from ccmct.synthetic.shapes import bandpass_noise, disk_signed, grid, rods, soft
 
 MITOSIS_PHASES = ("prophase", "metaphase_side", "metaphase_end", "anaphase", "telophase", "atypical")
 PHASE_WEIGHTS = (0.25, 0.30, 0.15, 0.10, 0.10, 0.10)

@@ -27,8 +27,8 @@ from ccmct.config.dataset import (
     TUMOR_CELL,
 )
 from ccmct.data.sliderunner import AnnotationType, SlideRunnerDB
-from ccmct.data.synthetic.layout import KIND, CellLayout
-from ccmct.data.synthetic.tissue import TUMORZONE_CLASS_NAMES
+from ccmct.synthetic.layout import KIND, CellLayout
+from ccmct.synthetic.tissue import TUMORZONE_CLASS_NAMES
 
 VARIANT_NAMES = ("MEL", "HEAEL", "ODAEL")
 EXPERT_1, EXPERT_2, CONSENSUS, ALGORITHM = 1, 2, 3, 4

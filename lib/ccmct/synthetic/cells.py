@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ccmct.data.synthetic.shapes import (
+from ccmct.synthetic.shapes import (
     bandpass_noise,
     dots,
     ellipse_signed,

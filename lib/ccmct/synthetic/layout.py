@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ccmct.data.synthetic.tissue import BLURRY, EXCLUDED, NECROSIS, TUMORZONE, TissueMap, inside_any
+from ccmct.synthetic.tissue import BLURRY, EXCLUDED, NECROSIS, TUMORZONE, TissueMap, inside_any
 
 KINDS = ("tumor", "eosinophil", "lymphocyte", "fibroblast", "ghost", "erythrocyte", "ambiguous", "mitosis",
          "lookalike")

@@ -62,7 +62,7 @@ def draw_gallery(data_root: str | os.PathLike[str], *, variant: str = "ODAEL", p
         The matplotlib ``Figure``.
 
     Example:
-        >>> from ccmct.data.synthetic.gallery import draw_gallery
+        >>> from ccmct.synthetic.gallery import draw_gallery
         >>> fig = draw_gallery("data/tiny", per_class=6, out="gallery.png")   # doctest: +SKIP
     """
     import matplotlib.pyplot as plt

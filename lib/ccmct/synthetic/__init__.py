@@ -7,8 +7,8 @@ mitoses and look-alikes matched in darkness and size), :mod:`.tissue` (tissue, t
 databases), :mod:`.gallery` (example patches per class), :mod:`.dataset` (orchestration).
 """
 
-from ccmct.data.synthetic.dataset import generate_dataset, read_report, slide_name
-from ccmct.data.synthetic.presets import SYNTH_PRESETS, SynthPreset, get_preset
+from ccmct.synthetic.dataset import generate_dataset, read_report, slide_name
+from ccmct.synthetic.presets import SYNTH_PRESETS, SynthPreset, get_preset
 
 __all__ = ["generate_dataset", "read_report", "slide_name", "SYNTH_PRESETS", "SynthPreset", "get_preset",
            "draw_gallery", "gallery_patches"]
@@ -17,7 +17,7 @@ __all__ = ["generate_dataset", "read_report", "slide_name", "SYNTH_PRESETS", "Sy
 def __getattr__(name: str):
     """The gallery reads slides (OpenSlide): imported on first use, so generating data does not need it."""
     if name in ("draw_gallery", "gallery_patches"):
-        from ccmct.data.synthetic import gallery
+        from ccmct.synthetic import gallery
 
         return getattr(gallery, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.path import Path as MplPath
 from scipy import ndimage
 
-from ccmct.data.synthetic.shapes import gaussian_spectrum_noise
+from ccmct.synthetic.shapes import gaussian_spectrum_noise
 
 TUMORZONE, NECROSIS, BLURRY, EXCLUDED = 1, 2, 3, 4
 """Classes of the tumour-zone database (1 'Tumorzone', 2 necrosis, 3 blurred scan area, 4 non-tumour)."""
