@@ -55,7 +55,7 @@ def main(argv=None) -> dict:
     def train_step(bf16: bool):
         detector.train()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits, deltas = detector(patches)
+            logits, deltas = detector.head_outputs(patches)  # raw head outputs (no loss / post-processing)
         loss = logits.float().sigmoid().mean() + deltas.float().abs().mean()
         opt.zero_grad()
         loss.backward()

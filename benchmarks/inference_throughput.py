@@ -166,7 +166,7 @@ def baseline(model: torch.nn.Module, config: DetectorConfig, plan: SlideTiles, d
         for tiles, _, _ in loader:
             samples = [(t.permute(2, 0, 1).float() / 255 - mean) / std for t in tiles]   # per sample
             with autocast_for(device, dtype):
-                cls_logits, deltas = model(torch.stack(samples).to(device))
+                cls_logits, deltas = model.head_outputs(torch.stack(samples).to(device))
             postprocess(cls_logits.float(), deltas.float(), anchors, score_threshold=config.score_threshold,
                         iou_threshold=config.nms_iou)
     _sync(device)

@@ -35,11 +35,13 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def _steps(model, loss_fn, opt, batches, normalise) -> float:
     """Seconds for training steps over ``batches`` (iterable of collated uint8 batches)."""
+    from ccmct.models.detector import targets_from_padded
+
     start = time.perf_counter()
     n = 0
     for images, boxes, labels in batches:
         x, boxes, labels = normalise((images, boxes, labels))
-        loss = loss_fn(model(x), boxes, labels)
+        loss = loss_fn(model(x, targets_from_padded(boxes, labels)))  # the detector's own loss dict, summed
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -51,12 +53,12 @@ def main(args) -> dict:
     import torch
 
     from ccmct.config.presets import detector_preset
-    from ccmct.models.retinanet import RetinaNet
+    from ccmct.models.registry import model_kind
     from ccmct.sampling.patches import PatchSampler
     from ccmct.sampling.slides import load_training_slides
     from ccmct.training.data import Normalise, PatchDataset, collate_patches
     from ccmct.training.learner import detector_config
-    from ccmct.training.loss import DetectionLoss
+    from ccmct.training.loss import DetectorLoss
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -86,8 +88,8 @@ def main(args) -> dict:
     loader_rate = n / (time.perf_counter() - start)
 
     torch.manual_seed(0)
-    model = RetinaNet(config).train()
-    loss_fn = DetectionLoss(config.anchors(), iou_pos=config.match_iou_pos, iou_neg=config.match_iou_neg)
+    model = model_kind("retinanet").build(config).train()
+    loss_fn = DetectorLoss()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     normalise = Normalise(config.mean, config.std)
     _steps(model, loss_fn, opt, preloaded[:2], normalise)  # warm-up
