@@ -6,7 +6,7 @@ Modules (imported on use; fastai is heavy):
 - ``learner``: the fastai Learner (data, model, loss, metrics, parameter groups).
 - ``schedule``: the preset's schedule, checkpoints and resume, early stopping.
 - ``data`` / ``augment``: patch datasets over slides, worker processes, augmentations.
-- ``loss`` / ``metrics``: anchor matching, focal + box loss; loss parts and the patch-level F1.
+- ``loss`` / ``metrics``: the sum of the detector's own loss dict; loss parts and the patch-level F1.
 - ``distributed``: torchrun / DistributedDataParallel.  ``export``: the model directory.
 - ``plots``: figures of the RetinaNet-CCMCT notebooks.
 """
