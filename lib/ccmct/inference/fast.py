@@ -232,7 +232,7 @@ class FastDetector:
 
     @torch.inference_mode()
     def _peaks(self, images_uint8: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        from ccmct.training.candidate import normalise
+        from ccmct.models.candidate import normalise
 
         batch = torch.from_numpy(images_uint8).permute(0, 3, 1, 2).to(self.device)
         with autocast(self.device, enabled=self.options.mixed_precision):

@@ -38,7 +38,7 @@ from torchvision.ops import sigmoid_focal_loss
 from ccmct.config.dataset import DETECTION_RADIUS_L0
 from ccmct.jsonable import json_default
 
-__all__ = ["KIND", "CandidateConfig", "CandidateNet", "cells_to_input_px", "heat_maps"]
+__all__ = ["KIND", "CandidateConfig", "CandidateNet", "cells_to_input_px", "heat_maps", "normalise"]
 
 KIND = "candidate"
 
@@ -182,6 +182,14 @@ class CandidateNet(nn.Module):
             cells = torch.stack([cols, rows], dim=1).cpu().numpy().astype(np.int64)
             out.append((cells, prob[b, 0, rows, cols].double().cpu().numpy()))
         return out
+
+
+def normalise(images_uint8: torch.Tensor, config: CandidateConfig) -> torch.Tensor:
+    """uint8 ``[B, 3, H, W]`` -> float ``(x / 255 - mean) / std`` (the candidate model's input; training and
+    fast inference both call this one)."""
+    mean = torch.tensor(config.mean, device=images_uint8.device).view(1, 3, 1, 1)
+    std = torch.tensor(config.std, device=images_uint8.device).view(1, 3, 1, 1)
+    return (images_uint8.float() / 255.0 - mean) / std
 
 
 def cells_to_input_px(cells_ji: np.ndarray, map_stride: int) -> np.ndarray:

@@ -35,7 +35,7 @@ from ccmct.config.dataset import DETECTION_RADIUS_L0
 from ccmct.data.levels import LevelPlan, level_plan, read_reduced
 from ccmct.data.slides import cached_slide, open_slide
 from ccmct.errors import CcmctError, SlideError
-from ccmct.models.candidate import CandidateConfig, CandidateNet, cells_to_input_px, heat_maps
+from ccmct.models.candidate import CandidateConfig, CandidateNet, cells_to_input_px, heat_maps, normalise
 from ccmct.precision import autocast
 from ccmct.sampling.patches import PatchSampler
 from ccmct.sampling.slides import load_training_slides
@@ -148,13 +148,6 @@ class ReducedPatchDataset(torch.utils.data.Dataset):
 
 def _collate(items):
     return torch.stack([image for image, _ in items]), [centres for _, centres in items]
-
-
-def normalise(images_uint8: torch.Tensor, config: CandidateConfig) -> torch.Tensor:
-    """uint8 ``[B, 3, H, W]`` -> float ``(x / 255 - mean) / std`` (the candidate model's input)."""
-    mean = torch.tensor(config.mean, device=images_uint8.device).view(1, 3, 1, 1)
-    std = torch.tensor(config.std, device=images_uint8.device).view(1, 3, 1, 1)
-    return (images_uint8.float() / 255.0 - mean) / std
 
 
 def choose_threshold(best_scores: np.ndarray, target_recall: float) -> float:
