@@ -17,7 +17,17 @@ On a data root (``--data-root``, else the synthetic ``demo`` root generated into
    only: the fast mode's screening in full; its classifier on ``--large-patches`` candidates and the paper
    detector on ``--large-tiles`` tissue tiles, extrapolated to the whole slide (labelled as estimates).
 
+``--study DIR`` reuses a finished ``ccmct demo --fast`` / ``ccmct reproduce --fast`` folder instead of steps 1
+and 2's training-slide inference: its data root (from its ``summary.json``, or ``--data-root``), the three
+models of ``--variant`` (first training seed) and its result files. F1, the paired interval and the
+candidate recall then come from the study's result files of *every* training seed, at the study's thresholds
+(Table 4's rule: chosen on the training slides against the label set's own labels, floor 0.2 for both
+classifier-scored pipelines), on the ODAEL test labels — the numbers of the study's report; the test slides
+are still run again with both pipelines, timed into a fresh folder, for the wall times, their breakdown and
+the FLOP counts. The study's own ``timings.json`` ratio is recorded beside it (``study_wall``).
+
     python benchmarks/fast_mode.py --json [--data-root DIR] [--out DIR] [--preset quick] [--large]
+    python benchmarks/fast_mode.py --json --study ccmct-demo [--variant ODAEL] [--out DIR]
 
 The machine matters (and whether it is shared): the JSON records the CPU, core count and torch threads.
 """
@@ -104,6 +114,79 @@ def train_models(root: DataRoot, out: Path, variant: str, preset: str, seed: int
             train()
             seconds[name] = round(time.perf_counter() - started, 1)
     return dirs, seconds
+
+
+class StudyError(Exception):
+    """A ``--study`` folder the benchmark cannot reuse (``main`` prints it as one line and returns 2)."""
+
+
+def reuse_study(study_dir: Path, variant: str, data_root: Path | None) -> dict:
+    """What a finished study folder holds for ``variant``: data root, the first seed's model directories, and
+    per training seed the four result files (paper two-stage and fast, training and test slides).
+
+    Raises:
+        StudyError: no ``summary.json`` (not finished), a missing data root, model directory or result file
+            (a study run without ``--fast``: rerun it with ``--fast``, every finished step is reused).
+    """
+    from ccmct.pipeline.layout import Layout
+
+    layout = Layout(study_dir)
+    if not layout.summary.is_file():
+        raise StudyError(f"{layout.summary}: missing; --study needs a finished `ccmct demo` / `ccmct reproduce` "
+                         "folder")
+    summary = json.loads(layout.summary.read_text())
+    root = DataRoot(data_root or summary["data_root"])
+    if not root.split_file.exists() and not root.database(variant).exists():
+        raise StudyError(f"{root.path}: the study's data root is not there (give it with --data-root)")
+    seeds = [int(s) for s in summary.get("seeds") or [summary.get("data_seed", 0)]]
+    first = Layout(study_dir).seed_layout(seeds[0], seeds[0])
+    dirs = {"detector": first.detector_dir(variant), "classifier": first.classifier_dir(variant),
+            "candidate": first.candidate_dir(variant)}
+    for name, path in dirs.items():
+        if not _complete(path):
+            hint = (" (the study ran without the fast mode: rerun it with --fast; every finished step is reused)"
+                    if name == "candidate" else "")
+            raise StudyError(f"{path}: no complete {name} model of {variant} in the study{hint}")
+    files = {}
+    for seed in seeds:
+        lay = layout.seed_layout(seed, seeds[0])
+        files[seed] = {(kind, split): path for split in ("train", "test")
+                       for kind, path in (("paper", lay.result_path(variant, split, 2)),
+                                          ("fast", lay.fast_result_path(variant, split)))}
+        for path in files[seed].values():
+            if not path.is_file():
+                raise StudyError(f"{path}: missing in the study (rerun it{' with --fast' if 'Fast-' in path.name else ''};"
+                                 " every finished step is reused)")
+    timings = json.loads(layout.timings.read_text()) if layout.timings.is_file() else {}
+    return {"root": root, "dirs": dirs, "seeds": seeds, "files": files, "timings": timings,
+            "preset": summary.get("preset")}
+
+
+def study_comparison(reused: dict, variant: str, n_resamples: int, seed: int) -> dict:
+    """F1 of both pipelines over every seed of the study, at the study's thresholds (Table 4's rule), paired
+    interval and candidate recall on the comparison labels (the study report's numbers)."""
+    from ccmct.evaluation import load_ground_truth, restrict_results
+    from ccmct.evaluation.threshold import optimize_threshold
+    from ccmct.pipeline.fast import COMPARE_TEST_LABELS
+    from ccmct.pipeline.study import MIN_THRESHOLD, MIN_THRESHOLD_FAST
+
+    root = reused["root"]
+    train_slides, test_slides = root.slides("train"), root.slides("test")
+    results, thresholds = {"fast": [], "paper": []}, {"fast": [], "paper": []}
+    floors = {"fast": MIN_THRESHOLD_FAST, "paper": MIN_THRESHOLD[2]}
+    for files in reused["files"].values():
+        for kind in ("fast", "paper"):
+            train = restrict_results(read_results(files[(kind, "train")]), train_slides)
+            gt = load_ground_truth(root.database(variant), slides=list(train))
+            thresholds[kind].append(optimize_threshold(gt, train, min_threshold=floors[kind]).best_threshold)
+            results[kind].append(restrict_results(read_results(files[(kind, "test")]), test_slides))
+    out = compare_fast_to_paper(root.database(COMPARE_TEST_LABELS), results["fast"], results["paper"],
+                                threshold_fast=thresholds["fast"], threshold_paper=thresholds["paper"],
+                                n_resamples=n_resamples, seed=seed)
+    out["test_labels"] = COMPARE_TEST_LABELS
+    out["threshold_rule"] = (f"training slides, {variant} labels, floor {floors['paper']} (Table 4's rule of the "
+                             "study)")
+    return out
 
 
 def slides_of(root: DataRoot, split: str) -> dict[str, Path]:
@@ -202,7 +285,11 @@ def large_slide(dirs, folder: Path, n_tiles: int, n_patches: int, workers: int) 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-root", type=Path, default=None, help="data root (default: synthetic demo in OUT)")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="data root (default: synthetic demo in OUT; with --study: the study's)")
+    parser.add_argument("--study", type=Path, default=None,
+                        help="reuse a finished `ccmct demo --fast` / `ccmct reproduce --fast` folder: its data "
+                             "root, models and result files (nothing is trained); the test slides are timed again")
     parser.add_argument("--out", type=Path, default=Path("bench_fast_mode"), help="work folder (models, results)")
     parser.add_argument("--variant", default="ODAEL")
     parser.add_argument("--preset", default="quick", help="training preset of all three models")
@@ -217,22 +304,34 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     out = args.out
+    try:
+        reused = reuse_study(args.study, args.variant, args.data_root) if args.study is not None else None
+    except StudyError as err:
+        print(f"fast_mode.py: {err}", file=sys.stderr)
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     started_all = time.perf_counter()
-    if args.data_root is None:
+    if reused is not None:
+        args.data_root, args.preset = reused["root"].path, reused["preset"] or args.preset
+    elif args.data_root is None:
         from ccmct.synthetic import generate_dataset
 
         args.data_root = out / "data"
         if not (args.data_root / "split.json").exists():
             generate_dataset(args.data_root, preset="demo", seed=0, progress=False)
     root = DataRoot(args.data_root)
-    dirs, train_seconds = train_models(root, out / "models", args.variant, args.preset, args.seed)
-
-    cached = out / "results-train"
-    cached.mkdir(exist_ok=True)
-    train_slides = slides_of(root, "train")
-    paper_train, _ = run_paper(dirs, train_slides, cached, args.variant, "train", args.workers)
-    fast_train, _ = run_fast(dirs, train_slides, cached, args.variant, "train", args.workers)
+    if reused is None:
+        dirs, train_seconds = train_models(root, out / "models", args.variant, args.preset, args.seed)
+        cached = out / "results-train"
+        cached.mkdir(exist_ok=True)
+        train_slides = slides_of(root, "train")
+        paper_train, _ = run_paper(dirs, train_slides, cached, args.variant, "train", args.workers)
+        fast_train, _ = run_fast(dirs, train_slides, cached, args.variant, "train", args.workers)
+    else:  # the study's models and training-slide results; its training times from its timings.json
+        dirs = reused["dirs"]
+        train_seconds = {name: reused["timings"].get(step) for name, step in (
+            ("detector", f"train stage 1 ({args.variant})"), ("classifier", f"train stage 2 ({args.variant})"),
+            ("candidate", f"train candidate ({args.variant})"))}
 
     timed = out / "results-test"
     shutil.rmtree(timed, ignore_errors=True)
@@ -241,9 +340,13 @@ def main(argv=None) -> int:
     paper_test, paper = run_paper(dirs, test_slides, timed, args.variant, "test", args.workers)
     fast_test, fast = run_fast(dirs, test_slides, timed, args.variant, "test", args.workers)
 
-    comparison = compare_fast_to_paper(root.database(args.variant), read_results(fast_test), read_results(paper_test),
-                                       fast_train=read_results(fast_train), paper_train=read_results(paper_train),
-                                       n_resamples=args.bootstrap, seed=args.seed)
+    if reused is None:
+        comparison = compare_fast_to_paper(root.database(args.variant), read_results(fast_test),
+                                           read_results(paper_test), fast_train=read_results(fast_train),
+                                           paper_train=read_results(paper_train), n_resamples=args.bootstrap,
+                                           seed=args.seed)
+    else:
+        comparison = study_comparison(reused, args.variant, args.bootstrap, args.seed)
     flop = flop_counts(dirs, paper, fast)
     document = {
         "benchmark": "fast_mode", "data_root": str(args.data_root), "variant": args.variant, "preset": args.preset,
@@ -258,10 +361,18 @@ def main(argv=None) -> int:
         "paper": paper, "fast": fast,
         "per_slide_s": {"paper": paper["total_s"] / len(test_slides), "fast": fast["total_s"] / len(test_slides)},
         "training_seconds": train_seconds,
+        "n_seeds": comparison["n_seeds"], "n_slides": comparison["n_slides"],
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(),
                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                     "cpu_bf16": os.environ.get("CCMCT_CPU_BF16", "auto"), "shared": args.shared},
     }
+    if reused is not None:
+        from ccmct.pipeline.fast import wall_times
+
+        document["study"] = {"dir": str(args.study), "seeds": reused["seeds"],
+                             "test_labels": comparison["test_labels"], "threshold_rule": comparison["threshold_rule"],
+                             "study_wall": wall_times(reused["timings"], args.variant, reused["seeds"],
+                                                      reused["seeds"][0])}
     if args.large:
         (out / "fast_mode.json").write_text(json.dumps(strict(document), indent=1, allow_nan=False))  # kept if --large fails
         document["large"] = large_slide(dirs, out, args.large_tiles, args.large_patches, args.workers)

@@ -12,6 +12,7 @@ from ccmct.cli import main
 from ccmct.config.paths import DataRoot
 from ccmct.data.results import read_results, result_filename
 from ccmct.evaluation.ablation import read_summary
+from ccmct.pipeline import Layout
 from ccmct.types import VARIANTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # end to end: longer than the default timeout
@@ -88,7 +89,7 @@ def test_ablation_run_summary_and_figure(pipeline, tiny_root):
         uids = {db.find_slide(n) for n in root.test_slides()}
         n_test = int(db.spots(classes=[MITOTIC_FIGURE])["slide"].isin(uids).sum())
     assert strict["tp"] + strict["fn"] == n_test  # scored on the full test slides
-    assert (pipeline / "figure5.png").stat().st_size > 0
+    assert Layout(pipeline).figure5.stat().st_size > 0  # the study layout: figures/figure5.png
     evaluation = pipeline / "notebooks" / "AblationStudy_Evaluation.ipynb"
     outputs = [o for c in json.loads(evaluation.read_text())["cells"] for o in c.get("outputs", [])]
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 1  # Fig. 5, both panels

@@ -35,7 +35,8 @@ class NotebookRun:
 
     Attributes:
         data_root: the data root (created by Setup.ipynb when ``synthetic_preset`` is set and it is absent).
-        out_dir: models/, results/, ablation/, ablation_runs/, notebooks/ (executed copies).
+        out_dir: a study folder (:class:`ccmct.pipeline.Layout`): models/, results/, ablation/, ablation_runs/,
+            figures/ (Fig. 5), notebooks/ (executed copies).
         preset: training preset of every notebook.
         synthetic_preset: let Setup.ipynb generate this synthetic preset into ``data_root``.
         hpf: HPF subset sizes of the ablation; ``wsi``: WSI subset sizes.
@@ -126,15 +127,18 @@ def run_notebooks(run: NotebookRun) -> list[Path]:
 
 
 def _ablation(run: NotebookRun) -> list[Path]:
-    from ccmct.data.subsets import create_hpf_subsets, create_wsi_subsets
+    """The ablation subsets (the pipeline's step), one executed Ablation-Train.ipynb per subset, then
+    AblationStudy_Evaluation.ipynb drawing Fig. 5 to the layout's ``figures/figure5.png``."""
     from ccmct.pipeline.ablation import run_ablation
+    from ccmct.pipeline.steps import ablation_subsets_step
 
-    subsets, runs = run.layout.ablation_subsets_dir, run.layout.ablation_runs_dir
-    create_hpf_subsets(run.data_root, subsets, hpf=run.hpf)
-    create_wsi_subsets(run.data_root, subsets, wsi=run.wsi)
+    layout = run.layout
+    subsets, runs = layout.ablation_subsets_dir, layout.ablation_runs_dir
+    ablation_subsets_step(run.study, progress=False).action()
     run_ablation(subsets, runs, full_root=run.data_root, preset=run.preset, progress=False,
                  subsets=run.ablation_subsets, include_complete=run.include_complete,
                  extra_parameters={"workers": 0})
     copies = sorted((runs).glob("*/*.ipynb"))
+    layout.figures_dir.mkdir(parents=True, exist_ok=True)
     return copies + [_execute(run, "AblationStudy_Evaluation.ipynb", {
-        "runs_dir": str(runs), "figure_path": str(run.out_dir / "figure5.png")})]
+        "runs_dir": str(runs), "figure_path": str(layout.figure5)})]

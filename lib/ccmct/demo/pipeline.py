@@ -29,6 +29,9 @@ class DemoPlan(Study):
         seeds: training seeds; the data set is generated once (with ``seed``), the training / inference /
             re-scoring steps run once per training seed (``seed`` in ``out_dir``, others in
             ``out_dir/seeds/seed-<s>/``).
+        fast: also the fast mode per label set (``ccmct demo --fast``; opt-in: about 5 more minutes per seed
+            with the quick preset on a 2-core CPU, docs/fast_mode.md): Table 4's ``fast`` row, its paired
+            difference to stage 2, the candidate recall and the speed-up.
     """
 
     variants: tuple[str, ...] = ("MEL", "ODAEL")
@@ -42,8 +45,9 @@ class DemoPlan(Study):
 def run_demo(plan: DemoPlan, *, progress: bool = True) -> dict:
     """Run every step of the demo and write the report; returns the summary (also ``summary.json``).
 
-    Order: the synthetic data (once), then :func:`ccmct.pipeline.steps.seed_steps` for every training seed,
-    then the evaluation and ``report.md``, then the viewer.
+    Order: the synthetic data (once), then :func:`ccmct.pipeline.steps.seed_steps` for every training seed
+    (with ``plan.fast`` also the candidate models and the fast inference), then the evaluation and
+    ``report.md``, then the viewer.
     """
     layout = plan.layout
     plan.out_dir.mkdir(parents=True, exist_ok=True)

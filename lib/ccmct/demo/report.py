@@ -30,11 +30,12 @@ def markdown_table(df: pd.DataFrame, *, floatfmt: str = ".3f") -> str:
 
 
 def _nested(long: pd.DataFrame, value: str) -> dict:
+    from ccmct.demo.seeds import stage_key
+
     out: dict = {}
     for row in long.itertuples():
-        stage = f"stage{row.stage}"
         v = getattr(row, value)
-        out.setdefault(stage, {}).setdefault(row.train, {})[row.test] = None if pd.isna(v) else float(v)
+        out.setdefault(stage_key(row.stage), {}).setdefault(row.train, {})[row.test] = None if pd.isna(v) else float(v)
     return out
 
 
@@ -64,6 +65,8 @@ def write_report(plan, *, timings_s: dict) -> dict:
     root = plan.root
     evaluations = {seed: evaluate_seed(plan.for_seed(seed)) for seed in plan.seeds}
     long = evaluations[plan.seed].long
+    fast_rows = evaluations[plan.seed].fast_long
+    every = pd.concat([long, fast_rows], ignore_index=True) if len(fast_rows) else long
     if long.empty:
         from ccmct.errors import CcmctError
 
@@ -78,7 +81,9 @@ def write_report(plan, *, timings_s: dict) -> dict:
         f"Synthetic data set `{plan.data_preset}` (seed {plan.seed}) in `{root.path}`; preset `{plan.preset}`; "
         f"{seeds_note}; "
         f"both stages trained on each of {', '.join(plan.variants)}; each detector's output is re-scored by "
-        f"the cell classifier of the same label set ({_classifier_note(plan)}). Thresholds are chosen on "
+        f"the cell classifier of the same label set ({_classifier_note(plan)}). "
+        + (_fast_note(plan) if plan.fast else "")
+        + "Thresholds are chosen on "
         "the training slides "
         "(first maximum of micro F1) and applied unchanged to the test slides. Intervals are 95 % slide-bootstrap "
         "intervals (docs/evaluation.md): they cover slide-to-slide variation only; the spread over training "
@@ -89,9 +94,16 @@ def write_report(plan, *, timings_s: dict) -> dict:
     sections += _table4_sections(long, multi, n_seeds)
     sections.append("## Effects of the paper (on the ODAEL test labels)\n")
     sections.append(_effects_table(multi["effects"]) + "\n")
+    fast = {}
+    if plan.fast:
+        from ccmct.pipeline.fast import fast_comparison, fast_markdown
+
+        fast = fast_comparison(plan, {seed: e.counts for seed, e in evaluations.items()}, timings_s)
+        sections.append("## Fast mode vs the paper's two-stage pipeline (docs/fast_mode.md)\n")
+        sections.append(fast_markdown(fast) + "\n")
     sections.append(f"### Paper vs strict one-to-one F1 (training seed {plan.seed})\n")
     cols = ["stage", "train", "test", "threshold", "train_f1", "tp", "fp", "fn", "f1", "strict_f1"]
-    sections.append(markdown_table(long[cols].set_index("stage")) + "\n")
+    sections.append(markdown_table(every[cols].set_index("stage")) + "\n")
     sections.append(f"## F1 vs threshold (training slides, training seed {plan.seed})\n\n"
                     "![curves](figures/threshold_curves.png)\n")
     _plot_curves(plan, figures / "threshold_curves.png")
@@ -112,12 +124,17 @@ def write_report(plan, *, timings_s: dict) -> dict:
     sections.append("## Checks\n\n" + "\n".join(f"- {k}: {v}" for k, v in checks.items()) + "\n")
     sections.append("## Timings (s)\n\n" + "\n".join(f"- {k}: {v}" for k, v in timings_s.items()) + "\n")
     atomic_write_text(plan.layout.report, "\n".join(sections))
-    thresholds = {f"stage{r.stage}": {} for r in long.itertuples()}
-    for r in long.drop_duplicates(["stage", "train"]).itertuples():
-        thresholds[f"stage{r.stage}"][r.train] = float(r.threshold)
-    return {"table4": _nested(long, "f1"), "table4_strict": _nested(long, "strict_f1"), "thresholds": thresholds,
-            "timings_s": dict(timings_s), "checks": checks, "preset": plan.preset, "data_root": str(root.path),
-            "data_seed": plan.seed, **multi}
+    from ccmct.demo.seeds import stage_key
+
+    thresholds = {stage_key(r.stage): {} for r in every.itertuples()}
+    for r in every.drop_duplicates(["stage", "train"]).itertuples():
+        thresholds[stage_key(r.stage)][r.train] = float(r.threshold)
+    summary = {"table4": _nested(every, "f1"), "table4_strict": _nested(every, "strict_f1"),
+               "thresholds": thresholds, "timings_s": dict(timings_s), "checks": checks, "preset": plan.preset,
+               "data_root": str(root.path), "data_seed": plan.seed, **multi}
+    if plan.fast:
+        summary["fast"] = fast
+    return summary
 
 
 def _fmt(value, fmt: str = ".3f") -> str:
@@ -133,9 +150,11 @@ def _table4_sections(long: pd.DataFrame, multi: dict, n_seeds: int) -> list[str]
     every seed's F1 with its interval."""
     out = ["## Table 4 — F1 on the test slides (paper matching)\n"]
     mean, sd, n_slides = multi["table4_mean"], multi["table4_sd"], multi["table4_n_slides"]
-    for stage in sorted(set(long.stage)):
-        key = f"stage{stage}"
-        out.append(f"**Stage {stage}** (rows: trained on; columns: tested on)\n")
+    for key in mean:
+        title = ("**Fast mode** (candidate model at reduced resolution, confirmed by the cell classifier of the "
+                 "same label set; rows: trained on; columns: tested on)\n" if key == "fast" else
+                 f"**Stage {key[-1]}** (rows: trained on; columns: tested on)\n")
+        out.append(title)
         rows = []
         for train, cells in mean.get(key, {}).items():
             row = {"train": train}
@@ -156,7 +175,8 @@ def _table4_sections(long: pd.DataFrame, multi: dict, n_seeds: int) -> list[str]
                 for train, cells in trains.items():
                     for test, f1 in cells.items():
                         ci = multi["table4_ci"][seed][key][train][test]
-                        rows.append({"seed": seed, "stage": key[-1], "train": train, "test": test,
+                        rows.append({"seed": seed, "stage": "fast" if key == "fast" else key[-1],
+                                     "train": train, "test": test,
                                      "threshold": multi["per_seed_thresholds"][seed][key][train],
                                      "F1": f"{_fmt(f1)} {_interval(ci)}"})
         out.append(markdown_table(pd.DataFrame(rows).set_index("seed")) + "\n")
@@ -354,6 +374,21 @@ def _plot_correlation(plan, long: pd.DataFrame, path: Path) -> tuple[str, bool]:
     cells = table[["true_count", "predicted_count"]].rename_axis("slide")
     return (f"{variant}-trained two-stage model, threshold {threshold:.2f}; Pearson r = "
             f"{count_correlation(table):.3f} over {len(table)} test slides.\n\n{markdown_table(cells)}", True)
+
+
+def _fast_note(plan) -> str:
+    """The fast row in the report's header: its candidate models (from their config.json)."""
+    from ccmct.models.io import read_config_document
+
+    notes = []
+    for variant in plan.variants:
+        if (plan.candidate_dir(variant) / "config.json").exists():
+            config = read_config_document(plan.candidate_dir(variant), kind="candidate")["config"]
+            notes.append(f"{variant}: {config['downsample']}x reduced, recall-tuned candidate threshold "
+                         f"{config['threshold']:.2f}")
+    return ("The fast row: a candidate model per label set (same preset and seed; "
+            + ("; ".join(notes) or "not trained yet")
+            + "), its candidates confirmed by the cell classifier of the same label set (docs/fast_mode.md). ")
 
 
 def _classifier_note(plan) -> str:

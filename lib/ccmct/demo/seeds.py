@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ccmct.evaluation.bootstrap import SlideCounts, bootstrap_f1, paired_bootstrap
+from ccmct.pipeline.fast import FAST, common_slides
 
 EFFECT_TEST_LABELS = "ODAEL"
 """Label set the effects are tested on (the paper's headline column)."""
@@ -30,32 +31,56 @@ class SeedEvaluation:
     Attributes:
         long: :func:`ccmct.evaluation.tables.table4_long` of the seed's result files.
         counts: (stage, train, test) -> per-slide counts on the test slides at the row's threshold (paper
-            matching; ``table4_long(..., slide_counts=True)``); they add up to the row's tp / fp / fn.
+            matching; ``table4_long(..., slide_counts=True)``); they add up to the row's tp / fp / fn. The
+            fast row's (with ``plan.fast``) have the stage ``"fast"``.
         missing: result file name -> {slide: reason} for slides of its split that it does not hold
             (failed or pending in its metadata, or simply absent).
+        fast_long: the fast row's Table 4 rows (:func:`ccmct.pipeline.fast.fast_long`; empty without
+            ``plan.fast``).
     """
 
     long: pd.DataFrame
-    counts: dict[tuple[int, str, str], SlideCounts] = field(default_factory=dict)
+    counts: dict[tuple, SlideCounts] = field(default_factory=dict)
     missing: dict[str, dict[str, str]] = field(default_factory=dict)
+    fast_long: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def rows(self):
+        """Every Table 4 row: the two stages', then the fast row's."""
+        yield from self.long.itertuples()
+        yield from self.fast_long.itertuples()
+
+
+def stage_key(stage) -> str:
+    """``stage1`` / ``stage2`` / ``fast``: the key of a stage in ``summary.json``'s tables."""
+    return FAST if stage == FAST else f"stage{int(stage)}"
+
+
+def _stage(stage):
+    return FAST if stage == FAST else int(stage)
 
 
 def evaluate_seed(plan) -> SeedEvaluation:
     """Table 4 rows, per-slide test counts and missing slides of one seed's plan (``DemoPlan.for_seed``)."""
     from ccmct.data.results import read_results
     from ccmct.pipeline.done import unfinished_slides
+    from ccmct.pipeline.fast import fast_long
     from ccmct.pipeline.study import MIN_THRESHOLD
     from ccmct.evaluation.tables import table4_long
     from ccmct.types import VARIANTS
 
     root = plan.root
     long = table4_long(root, plan.results_dir, variants=VARIANTS, min_threshold=MIN_THRESHOLD, slide_counts=True)
-    evaluation = SeedEvaluation(long.drop(columns=["slide_counts", "strict_slide_counts"]))
+    fast = getattr(plan, "fast", False)
+    fast_rows = fast_long(plan, slide_counts=True) if fast else pd.DataFrame()
+    evaluation = SeedEvaluation(long.drop(columns=["slide_counts", "strict_slide_counts"]),
+                                fast_long=fast_rows.drop(columns=["slide_counts", "strict_slide_counts"],
+                                                         errors="ignore"))
     expected = {split: set(root.slides(split)) for split in SPLITS}
     for variant in plan.variants:
         for split in SPLITS:
-            for stage in (1, 2):
-                path = plan.result_path(variant, split, stage)
+            paths = [plan.result_path(variant, split, stage) for stage in (1, 2)]
+            paths += [plan.fast_result_path(variant, split)] if fast else []
+            for path in paths:
                 if not path.exists():
                     continue
                 missing = unfinished_slides(path)
@@ -65,13 +90,15 @@ def evaluate_seed(plan) -> SeedEvaluation:
                     evaluation.missing[path.name] = missing
     for row in long.itertuples():
         evaluation.counts[(int(row.stage), row.train, row.test)] = row.slide_counts
+    for row in fast_rows.itertuples():
+        evaluation.counts[(FAST, row.train, row.test)] = row.slide_counts
     return evaluation
 
 
-def _nest(values: dict[tuple[int, str, str], object]) -> dict:
+def _nest(values: dict[tuple, object]) -> dict:
     out: dict = {}
     for (stage, train, test), value in values.items():
-        out.setdefault(f"stage{stage}", {}).setdefault(train, {})[test] = value
+        out.setdefault(stage_key(stage), {}).setdefault(train, {})[test] = value
     return out
 
 
@@ -85,16 +112,9 @@ def _mean_finite(values) -> float | None:
     return float(np.mean(finite)) if finite else None
 
 
-def _common(items: list[SlideCounts]) -> list[SlideCounts]:
-    """The counts restricted to the slides all of them hold (a slide failed in one seed drops out of the pair;
-    the demo lists it under ``failed_slides``)."""
-    slides = [s for s in items[0].slides if all(s in item.slides for item in items)]
-    out = []
-    for item in items:
-        index = {name: i for i, name in enumerate(item.slides)}
-        order = np.array([index[s] for s in slides], np.int64)
-        out.append(SlideCounts(tuple(slides), item.tp[order], item.fp[order], item.fn[order]))
-    return out
+_common = common_slides
+"""The counts restricted to the slides all of them hold (a slide failed in one seed drops out of the pair; the
+demo lists it under ``failed_slides``)."""
 
 
 def effect(evaluations: dict[int, SeedEvaluation], name: str, a: tuple[int, str], b: tuple[int, str], *,
@@ -136,14 +156,14 @@ def seed_summary(evaluations: dict[int, SeedEvaluation]) -> dict:
     per_seed, thresholds, cis, cells = {}, {}, {}, {}
     for seed, e in evaluations.items():
         values, ci, thr = {}, {}, {}
-        for row in e.long.itertuples():
-            key = (int(row.stage), row.train, row.test)
+        for row in e.rows():
+            key = (_stage(row.stage), row.train, row.test)
             values[key] = _none(row.f1)
             cells.setdefault(key, []).append(row.f1)
             counts = e.counts[key]
             ci[key] = (bootstrap_f1(counts, n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)["f1_ci"]
                        if len(counts) else [None, None])  # every test slide failed: no interval
-            thr.setdefault(f"stage{row.stage}", {})[row.train] = float(row.threshold)
+            thr.setdefault(stage_key(row.stage), {})[row.train] = float(row.threshold)
         per_seed[str(seed)], cis[str(seed)], thresholds[str(seed)] = _nest(values), _nest(ci), thr
     mean, sd, n_slides = {}, {}, {}
     for key, values in cells.items():

@@ -8,7 +8,7 @@ then applied unchanged to its test results (``RetinaNet-<V>-test.npz``) evaluate
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,15 +40,22 @@ def _min_threshold(min_threshold: float | Mapping[int, float], stage: int) -> fl
     return min_threshold[stage] if isinstance(min_threshold, Mapping) else float(min_threshold)
 
 
-def table4_long(data_root, results_dir, *, variants: Iterable[str] = VARIANTS, stages: Iterable[int] = (1, 2),
-                min_threshold: float | Mapping[int, float] = DEFAULT_MIN_THRESHOLD,
-                radius_l0: float = DETECTION_RADIUS_L0, slide_counts: bool = False) -> pd.DataFrame:
+def _result_name(variant: str, split: str, stage: int) -> str:
+    return result_filename(variant, split, stage=stage)
+
+
+def table4_long(data_root, results_dir, *, variants: Iterable[str] = VARIANTS, stages: Iterable = (1, 2),
+                min_threshold: float | Mapping = DEFAULT_MIN_THRESHOLD,
+                radius_l0: float = DETECTION_RADIUS_L0, slide_counts: bool = False,
+                result_name: Callable[[str, str, object], str] = _result_name) -> pd.DataFrame:
     """One row per (stage, train variant, test variant) whose result files and databases exist.
 
     Columns: stage, train, test, threshold, train_f1 (best F1 on the training slides), tp, fp, fn, f1,
     precision, recall (paper matching) and strict_tp, strict_fp, strict_fn, strict_f1; with
     ``slide_counts=True`` also ``slide_counts`` and ``strict_slide_counts``
     (:class:`ccmct.evaluation.bootstrap.SlideCounts` of the test slides, for :func:`table4_intervals`).
+    ``result_name(variant, split, stage)`` names the result files (default :func:`result_filename`; the
+    study's fast row passes its own, with the stage ``"fast"``, docs/fast_mode.md).
     """
     root, results_dir, variants = _as_root(data_root), Path(results_dir), list(variants)
     test_dbs = [v for v in variants if root.database(v).exists()]
@@ -56,8 +63,8 @@ def table4_long(data_root, results_dir, *, variants: Iterable[str] = VARIANTS, s
     rows = []
     for stage in stages:
         for train in variants:
-            train_file = results_dir / result_filename(train, "train", stage=stage)
-            test_file = results_dir / result_filename(train, "test", stage=stage)
+            train_file = results_dir / result_name(train, "train", stage)
+            test_file = results_dir / result_name(train, "test", stage)
             if not (train_file.exists() and test_file.exists() and root.database(train).exists()):
                 continue
             train_results = restrict_results(read_results(train_file), train_slides)

@@ -65,7 +65,7 @@ def run_subset(subset_root: str | os.PathLike[str], test_root: str | os.PathLike
        ``min_threshold``); 5. test: paper and strict F1 on the full test slides at those thresholds;
     then ``out_dir/summary.json``. Every part resumes (finished models and result files are kept).
     """
-    from ccmct.data.results import read_results
+    from ccmct.data.results import read_results, result_filename
     from ccmct.evaluation import f1_scores, optimize_threshold
     from ccmct.evaluation.ablation_runs import training_set_summary, write_run_summary
     from ccmct.inference import InferenceOptions, run_inference
@@ -80,16 +80,16 @@ def run_subset(subset_root: str | os.PathLike[str], test_root: str | os.PathLike
     detector_dir, classifier_dir = out / "detector", out / "classifier"
     train_detector(subset.path, variant, preset, detector_dir, seed=seed, num_workers=workers, progress=progress)
     if not ((classifier_dir / "config.json").exists() and load_classifier_config(classifier_dir).preset == preset):
-        for stale in out.glob("2ndstage_*.npz"):  # re-scored by an older classifier
-            stale.unlink()
+        for part in ("train", "test"):  # re-scored by an older classifier
+            (out / result_filename(variant, part, stage=2)).unlink(missing_ok=True)
         train_classifier(subset, variant, preset, classifier_dir, device=device, progress=progress, seed=seed,
                          weights_path=default_start_weights(preset, detector_dir))
     files = {}
     for part, root in (("train", subset), ("test", full)):
-        stage1 = out / f"RetinaNet-{variant}-{part}.npz"
+        stage1 = out / result_filename(variant, part, stage=1)
         run_inference(detector_dir, root.slides(part), stage1, options=InferenceOptions(workers=workers),
                       device=device, progress=progress)
-        stage2 = classify_results(classifier_dir, stage1, root.wsi_dir, out / f"2ndstage_RetinaNet-{variant}-{part}.npz",
+        stage2 = classify_results(classifier_dir, stage1, root.wsi_dir, out / result_filename(variant, part, stage=2),
                                   num_workers=workers, device=device, progress=progress)
         files[f"stage1_{part}"], files[f"stage2_{part}"] = stage1.name, Path(stage2).name
     trainval, test, searches = {}, {}, {}

@@ -47,3 +47,15 @@ def rescored_ready(rescored: Path, source: Path) -> bool:
     if not result_ready(rescored) or not source.exists():
         return False
     return read_metadata(rescored).get("stage1") == read_metadata(source)
+
+
+def fast_ready(path: Path, candidate_dir: Path, classifier_dir: Path) -> bool:
+    """A fast-mode result file is complete and was made by the current candidate model and classifier (a model
+    trained again, e.g. a deleted classifier, makes it stale; the runner records both models' fingerprints)."""
+    from ccmct.data.results import read_metadata
+    from ccmct.inference.runner import model_fingerprint
+
+    if not result_ready(path) or not (model_ready(candidate_dir) and model_ready(classifier_dir)):
+        return False
+    made_by = read_metadata(path).get("model")
+    return made_by == {"candidate": model_fingerprint(candidate_dir), "classifier": model_fingerprint(classifier_dir)}

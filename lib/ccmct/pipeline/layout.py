@@ -5,7 +5,9 @@
     STUDY/data/                              synthetic data root (demo; unless a data root is given)
     STUDY/models/RetinaNet-<variant>/        first-stage model directories
     STUDY/models/CellClassifier-<variant>/   second-stage model directories
+    STUDY/models/Candidate-<variant>/        fast-mode candidate models (docs/fast_mode.md; --fast)
     STUDY/results/<result file>              ccmct.data.results.result_filename(variant, split, stage)
+    STUDY/results/Fast-<variant>-<split>.npz fast-mode results (fast_result_filename; --fast)
     STUDY/figures/                           report figures (Fig. 5: figures/figure5.png)
     STUDY/ablation/<subset>/                 ablation subsets (each a data root)
     STUDY/ablation_runs/<run>/               ablation runs (models, result files, summary.json)
@@ -25,6 +27,18 @@ SEEDS_DIR = "seeds"
 REPORT_FILE = "report.md"
 SUMMARY_FILE = "summary.json"
 TIMINGS_FILE = "timings.json"
+
+
+def fast_result_filename(variant: str, split: str) -> str:
+    """The fast mode's result file of one label set and split (``ccmct infer --mode fast``'s default name).
+
+    Example:
+        >>> fast_result_filename("ODAEL", "test")
+        'Fast-ODAEL-test.npz'
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    return f"Fast-{variant}-{split}.npz"
 
 
 @dataclass(frozen=True)
@@ -90,8 +104,14 @@ class Layout:
     def classifier_dir(self, variant: str) -> Path:
         return self.models_dir / f"CellClassifier-{variant}"
 
+    def candidate_dir(self, variant: str) -> Path:
+        return self.models_dir / f"Candidate-{variant}"
+
     def result_path(self, variant: str, split: str, stage: int = 1) -> Path:
         return self.results_dir / result_filename(variant, split, stage=stage)
+
+    def fast_result_path(self, variant: str, split: str) -> Path:
+        return self.results_dir / fast_result_filename(variant, split)
 
     def seed_layout(self, seed: int, first_seed: int) -> "Layout":
         """The folder of one training seed: the study folder itself for ``first_seed`` (so a single-seed study

@@ -67,7 +67,22 @@ def table4_part(study: Study) -> dict:
         cells.setdefault(f"stage{r.stage}", {}).setdefault(r.train, {})[r.test] = {
             "f1": _none(float(r.f1)), "threshold": float(r.threshold),
             "paper": PAPER_TABLE4[f"stage{r.stage}"][r.train][r.test]}
+    if study.fast:  # one more row (the paper has none: its value is None), thresholds by the same rule
+        from ccmct.pipeline.fast import FAST, fast_long
+
+        for r in fast_long(study).itertuples():
+            cells.setdefault(FAST, {}).setdefault(r.train, {})[r.test] = {
+                "f1": _none(float(r.f1)), "threshold": float(r.threshold), "paper": None}
     return cells
+
+
+def fast_part(study: Study, timings_s: dict) -> dict:
+    """The fast row against stage 2 of the same label set on the ODAEL test labels, over every seed's test
+    slides (:func:`ccmct.pipeline.fast.fast_comparison`), the candidate recall and the speed-up."""
+    from ccmct.pipeline.fast import comparison_counts, fast_comparison
+
+    counts = {seed: comparison_counts(study.for_seed(seed)) for seed in study.seeds}
+    return fast_comparison(study, counts, timings_s)
 
 
 def ablation_part(study: Study) -> dict:
@@ -98,6 +113,8 @@ def write_study_report(study: Study, *, timings_s: dict) -> dict:
     summary = {"data_root": str(study.root.path), "preset": study.preset, "variants": list(study.variants),
                "seeds": list(study.seeds), "table1": table1_part(study), "table3": table3_part(study),
                "table4": table4_part(study), "timings_s": dict(timings_s)}
+    if study.fast:
+        summary["fast"] = fast_part(study, timings_s)
     if study.ablation:
         summary["ablation"] = ablation_part(study)
     atomic_write_text(study.layout.report, _markdown(summary))
@@ -122,9 +139,17 @@ def _markdown(s: dict) -> str:
     out.append("\n## Table 4 — F1 on the test slides (ours / paper)\n")
     for stage, rows in s["table4"].items():
         df = pd.DataFrame({train: {f"{test} as test": f"{'—' if c['f1'] is None else format(c['f1'], '.3f')} / "
-                                   f"{c['paper']:.3f} (thr {c['threshold']:.2f})" for test, c in cells.items()}
+                                   f"{'—' if c['paper'] is None else format(c['paper'], '.3f')} "
+                                   f"(thr {c['threshold']:.2f})" for test, c in cells.items()}
                            for train, cells in rows.items()}).T.rename_axis(f"{stage}: trained on")
         out.append(_md(df) + "\n")
+    if "fast" in s:
+        from ccmct.pipeline.fast import fast_markdown
+
+        out.append("## Fast mode vs the paper's two-stage pipeline (docs/fast_mode.md)\n")
+        out.append("The fast row above: a candidate model per label set at 4x reduced resolution, its candidates "
+                   "confirmed by the cell classifier of the same label set (the paper has no such row).\n")
+        out.append(fast_markdown(s["fast"]) + "\n")
     if "ablation" in s:
         out.append("## Ablation — Fig. 5 and Table 5 (dual-stage test F1, training mitotic figures)\n")
         out.append(f"![Fig. 5]({s['ablation']['figure5']})\n")

@@ -39,6 +39,10 @@ class Probe:
     detector_batch_s: float
     tile_s: float
     classifier_batch_s: float
+    candidate_batch_s: float | None = None
+    """A candidate-model training batch (``Study.fast`` only)."""
+    screen_tile_s: float | None = None
+    """A fast-mode screening tile (``FastOptions.screen_tile_px``, reduced px; ``Study.fast`` only)."""
 
 
 def probe_device(study: Study, *, iterations: int = 1, items: int = 2) -> Probe:
@@ -87,7 +91,21 @@ def probe_device(study: Study, *, iterations: int = 1, items: int = 2) -> Probe:
     resnet = torchvision.models.resnet18(num_classes=4).to(device)
     cells = torch.rand(items, 3, 128, 128, device=device)
     cls_s = timed(lambda: resnet(cells).sum().backward()) * cpreset.batch_size
-    return Probe(str(device), round(train_s, 4), round(tile_s, 5), round(cls_s, 4))
+    fast = {}
+    if study.fast:  # the candidate model of the preset: a training batch, a screening tile
+        from ccmct.inference.fast import FastOptions
+        from ccmct.models.candidate import CandidateConfig, CandidateNet
+        from ccmct.training.candidate import candidate_preset
+
+        kpreset = candidate_preset(study.preset)
+        candidate = CandidateNet(CandidateConfig(channels=kpreset.channels)).to(device)
+        small = torch.rand(items, 3, kpreset.input_px, kpreset.input_px, device=device)
+        fast["candidate_batch_s"] = round(timed(lambda: total(candidate(small)).backward()) * kpreset.batch_size, 4)
+        screen = torch.rand(items, 3, FastOptions().screen_tile_px, FastOptions().screen_tile_px, device=device)
+        candidate.eval()
+        with torch.no_grad():
+            fast["screen_tile_s"] = round(timed(lambda: candidate(screen)), 5)
+    return Probe(str(device), round(train_s, 4), round(tile_s, 5), round(cls_s, 4), **fast)
 
 
 def _tiles(root: DataRoot, names, *, tile_px: int = 256) -> int:
@@ -119,6 +137,18 @@ def _tiles(root: DataRoot, names, *, tile_px: int = 256) -> int:
         elif name in area:
             total += math.ceil(area[name] / (stride * PAPER_MPP / 1000) ** 2)
     return total
+
+
+def _screen_tiles(root: DataRoot, names, *, downsample: int = 4) -> int:
+    """Fast-mode screening tiles of these slides: the full grid of ``FastOptions.screen_tile_px`` reduced-px
+    tiles (:meth:`ccmct.inference.fast.FastDetector.grid`; tissue only in practice, so an upper bound), from the
+    level-0 tile count of :func:`_tiles` (which sizes slides the same way) scaled by the area ratio."""
+    from ccmct.inference.fast import FastOptions
+
+    options = FastOptions()
+    stride_l0 = (options.screen_tile_px - 2 * options.margin_px) * downsample
+    tiles_l0 = _tiles(root, names)
+    return math.ceil(tiles_l0 * (int(0.9 * 256) / stride_l0) ** 2) if tiles_l0 else 0
 
 
 def _cells(root: DataRoot, variant: str, names) -> int:
@@ -157,6 +187,14 @@ def planned_work(study: Study, step) -> dict:
         return {"tiles": tiles(step.work["split"], root)}
     if step.kind == "second_stage":
         return {"cells": _cells(root, variant, root.slides(step.work["split"]))}
+    if step.kind == "train_candidate":
+        from ccmct.training.candidate import candidate_preset
+
+        kpreset = candidate_preset(study.preset)
+        return {"candidate_batches": kpreset.epochs * (kpreset.patches_per_epoch // kpreset.batch_size)}
+    if step.kind == "fast_infer":  # candidates to confirm: the label set's annotated cells stand in for them
+        names = root.slides(step.work["split"])
+        return {"screen_tiles": _screen_tiles(root, names), "cells": _cells(root, variant, names)}
     if step.kind == "ablation_run":  # a subset not created yet: its own training images are not counted
         own = tiles("train", root) if root.path.is_dir() else 0
         return {"detector_batches": detector_batches, "classifier_batches": classifier_batches(),
@@ -167,8 +205,9 @@ def planned_work(study: Study, step) -> dict:
 def estimate_s(work: dict, probe: Probe) -> float | None:
     """Seconds a step's planned work takes at the probe's rates (None: no probed unit, e.g. subset creation)."""
     rates = {"detector_batches": probe.detector_batch_s, "tiles": probe.tile_s,
-             "classifier_batches": probe.classifier_batch_s, "cells": probe.classifier_batch_s / 64}
-    parts = [n * rates[k] for k, n in work.items() if k in rates]
+             "classifier_batches": probe.classifier_batch_s, "cells": probe.classifier_batch_s / 64,
+             "candidate_batches": probe.candidate_batch_s, "screen_tiles": probe.screen_tile_s}
+    parts = [n * rates[k] for k, n in work.items() if rates.get(k) is not None]
     return sum(parts) if parts else None
 
 
@@ -188,6 +227,8 @@ def report_parts(study: Study) -> list[str]:
     """The evaluation parts of the report (recomputed from the files at every run; seconds to minutes)."""
     parts = ["Table 1 (counts per label set)", "Table 3 (classifier confusion)",
              "thresholds on the training slides + Table 4 (test F1)"]
+    if study.fast:
+        parts.append("fast row: paired difference to stage 2, candidate recall, speed-up")
     return parts + (["Fig. 5 + Table 5 (ablation)"] if study.ablation else [])
 
 
@@ -195,12 +236,15 @@ def format_plan(study: Study, rows: list[dict], probe: Probe | None) -> str:
     """The plan as text: one line per step (done / to run, planned work, estimate)."""
     head = (f"plan: {len(study.root.slides('train'))} training + {len(study.root.slides('test'))} test slides, "
             f"variants {' '.join(study.variants)}, preset {study.preset}, seeds {' '.join(map(str, study.seeds))}, "
-            f"ablation {'on' if study.ablation else 'off'}")
+            f"ablation {'on' if study.ablation else 'off'}, fast mode {'on' if study.fast else 'off'}")
     lines = [head]
     if probe is not None:
         lines.append(f"estimates: measured probe on {probe.device}: {probe.detector_batch_s:.3g} s per detector "
                      f"training batch, {probe.tile_s:.3g} s per inference tile, {probe.classifier_batch_s:.3g} s per "
-                     "classifier batch, times each step's planned count (an estimate, not a promise)")
+                     "classifier batch"
+                     + (f", {probe.candidate_batch_s:.3g} s per candidate-model training batch, "
+                        f"{probe.screen_tile_s:.3g} s per fast screening tile" if probe.candidate_batch_s else "")
+                     + ", times each step's planned count (an estimate, not a promise)")
     total = 0.0
     for row in rows:
         est = row["estimate_s"]

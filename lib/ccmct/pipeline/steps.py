@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from ccmct.atomicio import atomic_write_json
-from ccmct.pipeline.done import data_ready, model_ready, rescored_ready, result_ready
+from ccmct.pipeline.done import data_ready, fast_ready, model_ready, rescored_ready, result_ready
 from ccmct.pipeline.study import Study
 
 log = logging.getLogger("ccmct.pipeline")
@@ -31,7 +31,7 @@ class Step:
     Attributes:
         name: shown in the plan and the timings (``train stage 1 (MEL)``).
         kind: ``data``, ``train_detector``, ``train_classifier``, ``infer``, ``second_stage``,
-            ``ablation_subsets``, ``ablation_run``.
+            ``train_candidate``, ``fast_infer`` (``Study.fast``), ``ablation_subsets``, ``ablation_run``.
         done: is its output there and complete?
         action: does the work (resumes where an earlier run stopped).
         distributed: runs on every torchrun rank (else rank 0 only).
@@ -106,8 +106,40 @@ def second_stage_step(study: Study, variant: str, split: str, seed: int, *, pref
                 work={"variant": variant, "split": split, "root": study.root})
 
 
+def train_candidate_step(study: Study, variant: str, seed: int, *, prefix: str = "", progress: bool = True
+                         ) -> Step:
+    """The fast mode's candidate model of one label set (same preset and seed as the two stages; one process:
+    under torchrun rank 0 trains it, docs/fast_mode.md)."""
+    from ccmct.training.candidate import train_candidate
+
+    out = study.for_seed(seed).candidate_dir(variant)
+    return Step(f"{prefix}train candidate ({variant})", "train_candidate", lambda: model_ready(out),
+                lambda: train_candidate(study.root.path, variant, study.preset, out, seed=seed,
+                                        num_workers=study.workers, device=study.device, progress=progress),
+                work={"variant": variant, "root": study.root})
+
+
+def fast_infer_step(study: Study, variant: str, split: str, seed: int, *, prefix: str = "", progress: bool = True
+                    ) -> Step:
+    """Fast-mode inference of one split's slides: the label set's candidate model, its candidates confirmed by
+    the same label set's cell classifier (:func:`ccmct.inference.fast.run_fast_inference`; the result file
+    format of stage 2, so Table 4's threshold rule and evaluation apply unchanged)."""
+    from ccmct.inference.fast import FastOptions, run_fast_inference
+
+    sub = study.for_seed(seed)
+    out, candidate, classifier = sub.fast_result_path(variant, split), sub.candidate_dir(variant), \
+        sub.classifier_dir(variant)
+    options = FastOptions() if study.workers is None else FastOptions(workers=study.workers)
+    return Step(f"{prefix}fast inference {variant} {split}", "fast_infer",
+                lambda: fast_ready(out, candidate, classifier),
+                lambda: run_fast_inference(candidate, classifier, study.root.slides(split), out, options=options,
+                                           device=study.device, progress=progress),
+                distributed=True, work={"variant": variant, "split": split, "root": study.root})
+
+
 def seed_steps(study: Study, seed: int, *, progress: bool = True) -> list[Step]:
-    """Both stages' training, inference on the training and test slides and re-scoring, for one training seed.
+    """Both stages' training, inference on the training and test slides and re-scoring, for one training seed;
+    with ``study.fast`` also the candidate models and the fast inference of both splits.
 
     Step names of the first seed carry no prefix (``train stage 1 (MEL)``); other seeds' ``seed <s>: ``.
     """
@@ -118,6 +150,9 @@ def seed_steps(study: Study, seed: int, *, progress: bool = True) -> list[Step]:
     for variant in study.variants:
         for split in SPLITS:
             steps += [infer_step(study, variant, split, seed, **kw), second_stage_step(study, variant, split, seed, **kw)]
+    if study.fast:
+        steps += [train_candidate_step(study, v, seed, **kw) for v in study.variants]
+        steps += [fast_infer_step(study, v, split, seed, **kw) for v in study.variants for split in SPLITS]
     return steps
 
 

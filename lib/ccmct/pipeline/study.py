@@ -12,6 +12,9 @@ from ccmct.types import VARIANTS
 MIN_THRESHOLD = {1: 0.3, 2: 0.2}
 """Lowest threshold of the search per stage: stage 1 from the detector's own score cut (0.3, the paper's
 detect threshold), stage 2 from 0.2 as in the authors' ablation evaluation (docs/evaluation.md)."""
+MIN_THRESHOLD_FAST = MIN_THRESHOLD[2]
+"""Lowest threshold of the fast row's search: its scores are the cell classifier's P(mitotic figure), as in
+stage 2, so the same floor (docs/fast_mode.md)."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class Study:
         hpf, wsi: HPF / WSI ablation subset sizes (paper: 5 10 50 and 3 6 12).
         include_complete: the ablation also trains on the complete data root (Fig. 5's last point).
         ablation_variant: label set of the ablation (the paper's: ODAEL).
+        fast: also the fast mode per label set: a candidate model trained with the same preset and seed, its
+            candidates confirmed by that label set's cell classifier (docs/fast_mode.md), one more Table 4 row.
     """
 
     out_dir: Path
@@ -47,6 +52,7 @@ class Study:
     wsi: tuple[int, ...] = (3, 6, 12)
     include_complete: bool = True
     ablation_variant: str = "ODAEL"
+    fast: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out_dir", Path(self.out_dir))
@@ -87,5 +93,11 @@ class Study:
     def classifier_dir(self, variant: str) -> Path:
         return self.layout.classifier_dir(variant)
 
+    def candidate_dir(self, variant: str) -> Path:
+        return self.layout.candidate_dir(variant)
+
     def result_path(self, variant: str, split: str, stage: int) -> Path:
         return self.layout.result_path(variant, split, stage)
+
+    def fast_result_path(self, variant: str, split: str) -> Path:
+        return self.layout.fast_result_path(variant, split)

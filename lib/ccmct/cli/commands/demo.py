@@ -13,6 +13,8 @@ EPILOG = """examples:
   ccmct demo --seeds 0 1 2                 # one data set, both stages trained with 3 seeds: mean ± sd,
                                            # paired intervals of the paper's effects (seed 0 = the folder
                                            # of a single-seed demo; seeds 1, 2 in OUT/seeds/seed-<s>/)
+  ccmct demo --fast                        # + the fast mode (docs/fast_mode.md): Table 4's fast row, its
+                                           # paired difference to stage 2, candidate recall, speed-up
 A rerun reuses every finished step (delete a step's output to redo it); a result file whose metadata lists
 failed or pending slides is an unfinished step and runs again."""
 
@@ -35,6 +37,11 @@ def register(subparsers) -> None:
                         help="training seeds: the training / inference steps run once per seed on the one data "
                              "set; summary.json gains per_seed, table4_mean, table4_sd and effects")
     parser.add_argument("--workers", type=count(0), default=None, help="DataLoader reader processes (default: auto)")
+    parser.add_argument("--fast", action="store_true",
+                        help="also the fast mode per label set (a candidate model at 4x reduced resolution, "
+                             "confirmed by the cell classifier): one more Table 4 row, its paired difference to "
+                             "stage 2, candidate recall and speed-up. Opt-in: about 5 more minutes per seed with "
+                             "the quick preset on a 2-core CPU (docs/fast_mode.md)")
     add_json(parser)
     parser.set_defaults(func=_run)
 
@@ -51,7 +58,7 @@ def _run(args) -> int:
     if args.seeds and len(set(args.seeds)) != len(args.seeds):
         raise CcmctError(f"--seeds: a seed repeats ({' '.join(map(str, args.seeds))})")
     plan = DemoPlan(out_dir=args.out, preset=args.preset, data_preset=args.data_preset, seed=args.seed,
-                    data_root=args.data_root, workers=args.workers, seeds=tuple(args.seeds or ()))
+                    data_root=args.data_root, workers=args.workers, seeds=tuple(args.seeds or ()), fast=args.fast)
     if args.json:  # stdout carries the one JSON document: the training loggers' epoch rows go to stderr
         import contextlib
         import sys
@@ -79,6 +86,15 @@ def _run(args) -> int:
     for seed, files in summary["failed_slides"].items():
         for file, slides in files.items():
             print(f"NOT EVALUATED (seed {seed}, {file}): " + "; ".join(f"{n}: {r}" for n, r in slides.items()))
+    fast = summary.get("fast") or {}
+    if fast:
+        lo, hi = fast["delta_f1_ci"]
+        interval = f"[{lo:+.3f}, {hi:+.3f}]" if lo is not None else "[undefined]"
+        delta = f"{fast['delta_f1']:+.3f}" if fast["delta_f1"] is not None else "undefined"
+        recall = "undefined" if fast["candidate_recall"] is None else f"{fast['candidate_recall']:.1%}"
+        speed = "untimed" if fast["wall_ratio"] is None else f"{fast['wall_ratio']:.1f}x"
+        print(f"fast vs stage 2 ({fast['variant']}-trained, {fast['test']} labels): {delta} {interval}; "
+              f"candidate recall {recall}; speed-up on the test slides {speed}")
     print(f"\nchecks: {summary['checks']}")
     print(f"report: {args.out / 'report.md'}")
     return 0

@@ -17,7 +17,8 @@ from ccmct.cli.common import (
 EPILOG = """examples:
   ccmct notebooks --data-root data --synthetic tiny --preset smoke --out nb_out   # minutes, any CPU
   ccmct notebooks --data-root /data/ccmct --preset paper --out runs                # real data, GPU
-Executed notebooks land in OUT/notebooks/; models in OUT/models/, result files in OUT/results/."""
+Executed notebooks land in OUT/notebooks/; models in OUT/models/, result files in OUT/results/,
+Fig. 5 in OUT/figures/figure5.png (a study folder, as ccmct reproduce writes)."""
 
 
 def register(subparsers) -> None:

@@ -23,6 +23,7 @@ EPILOG = """examples:
   torchrun --nproc_per_node=4 --no-python ccmct reproduce --data-root /data/ccmct --preset paper --out study
       # training and inference steps shared by the 4 ranks; rank 0 writes the other steps and the report
   ccmct reproduce --data-root tiny --preset smoke --out study --ablation --hpf 0.5 --wsi 1   # code-path check
+  ccmct reproduce --data-root /data/ccmct --preset paper --out study --fast   # + the fast row (docs/fast_mode.md)
 The plan comes first: every step, whether it is done, its planned work and an estimated time from a short
 measured probe on this machine's device (an estimate). A rerun skips every finished step."""
 
@@ -46,6 +47,11 @@ def register(subparsers) -> None:
     parser.add_argument("--no-complete", action="store_true", help="skip the ablation run on the complete root")
     parser.add_argument("--seeds", type=count(0), nargs="+", default=[0], metavar="S",
                         help="training seeds (default 0); the first one's results fill the report")
+    parser.add_argument("--fast", action="store_true",
+                        help="also the fast mode per label set (a candidate model at 4x reduced resolution, "
+                             "confirmed by that label set's cell classifier): one more Table 4 row, its paired "
+                             "difference to stage 2, candidate recall and speed-up; planned with the probe's "
+                             "estimate (opt-in, docs/fast_mode.md)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit without writing anything")
     add_device(parser)
     parser.add_argument("--workers", type=count(0), default=None, help="reader processes (default: the preset's)")
@@ -65,7 +71,7 @@ def _run(args) -> int:
     study = Study(out_dir=args.out, data_root=args.data_root, preset=args.preset, variants=tuple(args.variants),
                   seed=args.seeds[0], seeds=tuple(args.seeds), workers=args.workers, device=args.device,
                   ablation=args.ablation, hpf=tuple(args.hpf), wsi=tuple(args.wsi),
-                  include_complete=not args.no_complete)
+                  include_complete=not args.no_complete, fast=args.fast)
     from ccmct.training.distributed import init_distributed
 
     is_main = init_distributed().is_main  # under torchrun every rank runs this command; rank 0 prints
