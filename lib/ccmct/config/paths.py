@@ -124,10 +124,9 @@ def load_split(split_file: Path) -> dict[str, str]:
 
 def write_split(split_file: Path, train: list[str], test: list[str]) -> None:
     """Write a ``split.json`` atomically."""
-    split_file = Path(split_file)
-    tmp = split_file.with_name(split_file.name + ".tmp")
-    tmp.write_text(json.dumps({"train": sorted(train), "test": sorted(test)}, indent=1))
-    os.replace(tmp, split_file)
+    from ccmct.atomicio import atomic_write_json
+
+    atomic_write_json(split_file, {"train": sorted(train), "test": sorted(test)})
 
 
 def default_data_root() -> Path:

@@ -6,10 +6,10 @@ layout there). This module only describes a training set and writes / shapes a r
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
+from ccmct.atomicio import atomic_write_json
 from ccmct.config.paths import DataRoot
 from ccmct.errors import FileProblem
 from ccmct.evaluation.ablation import SUMMARY_FILE
@@ -114,11 +114,7 @@ def write_run_summary(run_dir: str | os.PathLike[str], *, training_set: dict, va
         "test": {s: _counts(r) for s, r in test.items()},
         "files": dict(files or {}),
     }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / (SUMMARY_FILE + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp, run_dir / SUMMARY_FILE)
-    return run_dir / SUMMARY_FILE
+    return atomic_write_json(run_dir / SUMMARY_FILE, summary)
 
 
 __all__ = ["training_set_summary", "write_run_summary"]
