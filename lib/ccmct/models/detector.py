@@ -49,7 +49,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TileDetector", "no_autocast", "prepare_tiles", "targets_from_padded", "unwrap"]
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+"""RGB mean of the input normalisation of every detector (ImageNet statistics, as torchvision's weights)."""
+IMAGENET_STD = (0.229, 0.224, 0.225)
+"""RGB standard deviation of the same normalisation."""
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "TileDetector", "no_autocast", "prepare_tiles", "targets_from_padded",
+           "unwrap"]
 
 
 class TileDetector(nn.Module):

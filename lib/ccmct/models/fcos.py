@@ -35,7 +35,7 @@ from torchvision.ops import FeaturePyramidNetwork
 
 from ccmct.config.dataset import MITOTIC_FIGURE
 from ccmct.config.units import GT_BOX_UM, PAPER_MPP, TILE_UM, px
-from ccmct.models.detector import TileDetector, no_autocast
+from ccmct.models.detector import IMAGENET_MEAN, IMAGENET_STD, TileDetector, no_autocast
 
 __all__ = ["FCOSConfig", "TinyFCOS"]
 
@@ -67,8 +67,8 @@ class FCOSConfig:
     channels: tuple[int, ...] = (16, 32, 32, 32)
     fpn_channels: int = 32
     head_convs: int = 1
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
     score_threshold: float = 0.3
     nms_iou: float = 0.4
     class_ids: tuple[int, ...] = (MITOTIC_FIGURE,)

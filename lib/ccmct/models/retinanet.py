@@ -39,14 +39,12 @@ from ccmct.config.dataset import MITOTIC_FIGURE
 from ccmct.errors import ModelError
 from ccmct.models.anchors import make_anchors
 from ccmct.models.box_coder import decode, encode
-from ccmct.models.detector import TileDetector, no_autocast, prepare_tiles
+from ccmct.models.detector import IMAGENET_MEAN, IMAGENET_STD, TileDetector, no_autocast, prepare_tiles
 from ccmct.config.units import GT_BOX_UM, PAPER_MPP, TILE_UM, px
 
 __all__ = ["BACKBONES", "AnchorDetector", "DetectorConfig", "RetinaNet", "detection_loss", "match_anchors",
            "postprocess", "preprocess"]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 BACKBONES = {"resnet18": (256, 512), "resnet34": (256, 512), "resnet50": (1024, 2048)}
 """Supported torchvision backbones -> channels of (layer3 = stride 16, layer4 = stride 32)."""
