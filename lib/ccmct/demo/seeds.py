@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ccmct.evaluation.bootstrap import SlideCounts, bootstrap_f1, paired_bootstrap
-from ccmct.pipeline.fast import FAST, common_slides
+from ccmct.pipeline.fast import FAST, common_slides, mean_finite
 
 EFFECT_TEST_LABELS = "ODAEL"
 """Label set the effects are tested on (the paper's headline column)."""
@@ -106,17 +106,6 @@ def _none(value) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-def _mean_finite(values) -> float | None:
-    """Mean of the defined values (None when none is)."""
-    finite = [v for v in values if v is not None and np.isfinite(v)]
-    return float(np.mean(finite)) if finite else None
-
-
-_common = common_slides
-"""The counts restricted to the slides all of them hold (a slide failed in one seed drops out of the pair; the
-demo lists it under ``failed_slides``)."""
-
-
 def effect(evaluations: dict[int, SeedEvaluation], name: str, a: tuple[int, str], b: tuple[int, str], *,
            test: str = EFFECT_TEST_LABELS) -> dict | None:
     """Paired comparison of cell ``a`` = (stage, train) against ``b`` over every seed holding both."""
@@ -124,15 +113,15 @@ def effect(evaluations: dict[int, SeedEvaluation], name: str, a: tuple[int, str]
              if (*a, test) in e.counts and (*b, test) in e.counts]
     if not pairs:
         return None
-    common = _common([c for pair in pairs for c in pair])
+    common = common_slides([c for pair in pairs for c in pair])
     if not common[0].slides:
         return None
     a_list, b_list = common[0::2], common[1::2]
     paired = paired_bootstrap(a_list, b_list, n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
     low = paired["delta_f1_ci"][0]
     return {"effect": name, "a": f"stage {a[0]}, {a[1]}-trained", "b": f"stage {b[0]}, {b[1]}-trained",
-            "test": test, "f1_a": _mean_finite([c.scores()[0] for c in a_list]),
-            "f1_b": _mean_finite([c.scores()[0] for c in b_list]),
+            "test": test, "f1_a": mean_finite([c.scores()[0] for c in a_list]),
+            "f1_b": mean_finite([c.scores()[0] for c in b_list]),
             "delta_f1": paired["delta_f1"], "delta_f1_ci": paired["delta_f1_ci"], "a_wins": paired["a_wins"],
             "n_seeds": paired["n_seeds"], "n_slides": paired["n_slides"],
             "verdict": "holds" if low is not None and low > 0 else "not shown"}

@@ -32,7 +32,7 @@ BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 
 __all__ = ["BOOTSTRAP_RESAMPLES", "COMPARE_TEST_LABELS", "FAST", "common_slides", "comparison_counts",
-           "fast_comparison", "fast_long", "fast_markdown", "fast_timing_names", "wall_times"]
+           "fast_comparison", "fast_long", "fast_markdown", "fast_timing_names", "mean_finite", "wall_times"]
 
 
 def _fast_name(variant: str, split: str, stage) -> str:
@@ -113,7 +113,8 @@ def candidate_recall_of(study: Study, variant: str) -> dict | None:
     return candidate_recall(load_ground_truth(db, slides=list(results)), results)
 
 
-def _mean(values) -> float | None:
+def mean_finite(values) -> float | None:
+    """Mean of the defined values (None when none is)."""
     finite = [float(v) for v in values if v is not None and np.isfinite(v)]
     return float(np.mean(finite)) if finite else None
 
@@ -151,7 +152,8 @@ def fast_comparison(study: Study, counts: dict[int, dict[tuple, SlideCounts]], t
         found, total = sum(r["found"] for r in recalls), sum(r["total"] for r in recalls)
         wall = wall_times(timings_s, variant, list(counts), study.seed)
         per_variant[variant] = {
-            "f1_fast": _mean(c.scores()[0] for c in fast_list), "f1_stage2": _mean(c.scores()[0] for c in paper_list),
+            "f1_fast": mean_finite(c.scores()[0] for c in fast_list),
+            "f1_stage2": mean_finite(c.scores()[0] for c in paper_list),
             "delta_f1": paired["delta_f1"], "delta_f1_ci": paired["delta_f1_ci"], "fast_wins": paired["a_wins"],
             "n_seeds": paired["n_seeds"], "n_slides": paired["n_slides"],
             "candidate_recall": found / total if total else None, "candidates_found": found,
