@@ -6,7 +6,9 @@ The ``paper`` detector schedule is the paper's (Bertram et al. 2019, §"Technica
 of 5,000 patches of 256 px; 1 initial pseudo-epoch with the backbone frozen; the heads 3 x 10 pseudo-epochs
 one-cycle at max lr 1e-4 with Adam; then the whole network 2 x 30 pseudo-epochs with early stopping on
 validation, best model kept. ``quick`` and ``smoke`` start from random weights on CPU, so they train the
-whole network from the start (freezing a random backbone teaches nothing).
+whole network from the start (freezing a random backbone teaches nothing). ``quick`` clips the gradients' global
+norm at 1.0: without it, one seed in two of a 3-seed run diverged at the one-cycle's peak learning rate (its
+validation focal loss jumped to ~300 and the classification head collapsed to "no mitosis"; docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class DetectorPreset:
             fastest on a 2-core CPU, where a reader process competes with the model's threads).
         val_score_threshold: detection score for the validation patch F1.
         p_mitosis, p_negative, p_random: sampler case probabilities (paper 0.5 / 0.4 / 0.1).
+        grad_clip: largest global L2 norm of the gradients per step (fastai ``GradientClip``, applied after
+            mixed precision has unscaled them); ``None``: no clipping (the authors' recipe).
     """
 
     name: str
@@ -78,6 +82,7 @@ class DetectorPreset:
     p_mitosis: float = 0.5
     p_negative: float = 0.4
     p_random: float = 0.1
+    grad_clip: float | None = None
 
     @property
     def total_epochs(self) -> int:
@@ -91,7 +96,7 @@ DETECTOR_PRESETS = MappingProxyType({
                                Stage(1, 1, 1e-3, frozen=True))),
     "quick": DetectorPreset(
         "quick", patches_per_epoch=288, val_patches=128, batch_size=16, fpn_channels=64, head_convs=2,
-        num_workers=0, stages=(Stage(1, 10, 2e-3, frozen=False, backbone_lr_factor=1.0),)),
+        num_workers=0, grad_clip=1.0, stages=(Stage(1, 10, 2e-3, frozen=False, backbone_lr_factor=1.0),)),
     "paper": DetectorPreset(
         "paper", patches_per_epoch=5000, val_patches=1000, batch_size=16, patience=10,
         stages=(Stage(1, 1, 1e-4, frozen=True), Stage(3, 10, 1e-4, frozen=True),

@@ -168,6 +168,10 @@ def build_learner(root: DataRoot | str | os.PathLike[str], variant: str, preset:
     model = model_kind(kind).build(config, backbone_weights=backbone_weights).to(device)
     metrics = [*(LossPart(name) for name in type(model).loss_names), PatchF1()]
     cbs = [DetectorBatch(preset.val_score_threshold)] + ([DDPCallback(dist)] if dist.enabled else [])
+    if preset.grad_clip is not None:
+        from fastai.callback.training import GradientClip
+
+        cbs.append(GradientClip(max_norm=preset.grad_clip))
     learn = Learner(dls, model, loss_func=DetectorLoss(), opt_func=Adam, splitter=_splitter, metrics=metrics,
                     cbs=cbs)
     if device.type == "cuda":
