@@ -2,6 +2,7 @@
 of global L2 norm at most ``grad_clip``; ``None`` (the paper preset) adds no clipping."""
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -53,3 +54,23 @@ def test_no_clip_callback_without_grad_clip(tiny_root):
     preset = dataclasses.replace(detector_preset("smoke"), grad_clip=None)
     run = build_learner(tiny_root, "ODAEL", preset, seed=0, progress=False)
     assert not any(isinstance(cb, GradientClip) for cb in run.learn.cbs)
+
+
+def test_changed_schedule_trains_again(tiny_root, tmp_path):
+    """A finished model is reused only for the same schedule: clipping added to the preset trains it again."""
+    from ccmct.training.run import train_detector
+
+    preset = dataclasses.replace(detector_preset("smoke"), patches_per_epoch=8, val_patches=4,
+                                 stages=(Stage(1, 1, 1e-3, frozen=False),))
+    out = tmp_path / "model"
+    first = train_detector(tiny_root, "ODAEL", preset, out, seed=0, num_workers=0, progress=False)
+    assert first["schedule"]["grad_clip"] is None
+    made = (out / "weights.pt").stat().st_mtime_ns
+    again = train_detector(tiny_root, "ODAEL", dataclasses.replace(preset, num_workers=2), out, seed=0,
+                           num_workers=0, progress=False)
+    assert (out / "weights.pt").stat().st_mtime_ns == made and again["seconds"] == first["seconds"]
+    clipped = train_detector(tiny_root, "ODAEL", dataclasses.replace(preset, grad_clip=CLIP), out, seed=0,
+                             num_workers=0, progress=False)
+    assert (out / "weights.pt").stat().st_mtime_ns != made
+    assert clipped["schedule"]["grad_clip"] == CLIP
+    assert json.loads((out / "training.json").read_text())["schedule"]["grad_clip"] == CLIP

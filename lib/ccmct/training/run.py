@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -50,8 +52,12 @@ def train_detector(root: str | os.PathLike[str], variant: str, preset: str | Det
     dist = init_distributed()
     init = "none" if backbone_weights in (None, "none") else str(backbone_weights)
     config_dict = detector_config(preset, variant, backbone_init=init, mpp=training_mpp(root), kind=kind).to_dict()
+    # the schedule (lr, epochs, clipping, sampler mix ...) is part of what a model was made by: a changed preset
+    # trains again instead of reusing a model that no longer matches it; reader processes change nothing
+    schedule = json.loads(json.dumps({**dataclasses.asdict(preset), "num_workers": None}))  # as training.json holds it
     done = read_summary(out_dir)
-    if done and done.get("finished") and done.get("config") == config_dict and done.get("seed") == seed:
+    if (done and done.get("finished") and done.get("config") == config_dict and done.get("seed") == seed
+            and done.get("schedule") == schedule):
         log.info("%s: already trained (delete it to train again)", out_dir)
         return done
     if dist.is_main:
@@ -68,7 +74,7 @@ def train_detector(root: str | os.PathLike[str], variant: str, preset: str | Det
                "world_size": dist.world_size, "epochs": len(history), "seconds": time.perf_counter() - start,
                "patches_per_epoch": preset.patches_per_epoch, "initial": report.get("initial"),
                "final": history[-1] if history else None,
-               "best": best, "config": config_dict, "history": history}
+               "best": best, "config": config_dict, "schedule": schedule, "history": history}
     if dist.is_main:
         model = getattr(run.learn.model, "module", run.learn.model)
         export_detector(out_dir, model.float(), run.config, summary)
