@@ -3,8 +3,8 @@
 - CUDA: float16 (with fastai's gradient scaler when training).
 - CPU: bfloat16 where the CPU computes it natively (oneDNN reports bf16 support: AVX512-BF16 or AMX, e.g.
   AMD Zen 4, Intel Sapphire Rapids). On the 2-core AMD EPYC of our CI machines this makes the ResNet-18 +
-  FPN training step x1.99 and its forward x1.70 faster (``benchmarks/cpu_precision.py``); end to end in
-  the demo, detector training x1.47 and inference x1.73 (docs/benchmarks.md). Elsewhere: float32,
+  FPN training step x1.83 and its forward x1.66 faster (``benchmarks/cpu_precision.py``, 2026-12-02;
+  docs/results/benchmarks/cpu_precision.json). Elsewhere: float32,
   since emulated bf16 is slower than float32.
 - ``CCMCT_CPU_BF16=0`` in the environment turns the CPU path off (float32 everywhere), ``=1`` forces it on.
 
