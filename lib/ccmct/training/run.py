@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -13,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ccmct.config.presets import DetectorPreset, detector_preset
+from ccmct.jsonable import strict
 from ccmct.training.distributed import barrier, init_distributed
 from ccmct.training.export import export_detector, read_summary
 from ccmct.training.learner import build_learner, detector_config, training_mpp
@@ -54,7 +54,7 @@ def train_detector(root: str | os.PathLike[str], variant: str, preset: str | Det
     config_dict = detector_config(preset, variant, backbone_init=init, mpp=training_mpp(root), kind=kind).to_dict()
     # the schedule (lr, epochs, clipping, sampler mix ...) is part of what a model was made by: a changed preset
     # trains again instead of reusing a model that no longer matches it; reader processes change nothing
-    schedule = json.loads(json.dumps({**dataclasses.asdict(preset), "num_workers": None}))  # as training.json holds it
+    schedule = strict({**dataclasses.asdict(preset), "num_workers": None})  # as training.json holds it
     done = read_summary(out_dir)
     if (done and done.get("finished") and done.get("config") == config_dict and done.get("seed") == seed
             and done.get("schedule") == schedule):
