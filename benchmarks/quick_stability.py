@@ -11,6 +11,12 @@ test labels (F1), this prints:
 - ``boot``: the threshold chosen on each of ``--resamples`` bootstrap resamples of the training slides and
   the test F1 it gives: their sd is the spread that the threshold choice alone adds to the cell.
 
+``--combine geometric_mean`` adds, for every stage-2 pair, the same analysis of the score
+``sqrt(P(mitotic figure) x first-stage score)`` (``ccmct classify --combine``), computed here from the stage-2
+file (whose score is P(mitotic figure), the paper's ``replace``) and the first-stage score of the same box
+(the stage-2 boxes are first-stage boxes, unchanged), so nothing is re-classified. With several runs (seeds) it
+also prints each cell's mean and sd of the test F1 at the chosen threshold over the runs.
+
 Nothing is trained; the per-slide curves come from :func:`ccmct.evaluation.threshold_curve` once per slide,
 so the resamples are sums. Example:
 
@@ -30,6 +36,28 @@ from ccmct.data.results import read_results, result_filename
 from ccmct.demo.report import MIN_THRESHOLD
 from ccmct.evaluation import load_ground_truth, restrict_results, threshold_curve
 from ccmct.evaluation.f1 import micro_scores
+from ccmct.inference.second_stage import combine_scores
+
+
+def geometric_mean_results(stage1: dict[str, np.ndarray], stage2: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Stage-2 results re-scored ``sqrt(p_MF x stage-1 score)``: each stage-2 box looked up in stage 1.
+
+    Raises:
+        ValueError: a stage-2 box that is not among its slide's first-stage boxes (not a pair of one run).
+    """
+    out = {}
+    for name, boxes in stage2.items():
+        first = stage1.get(name, np.zeros((0, 6)))
+        lookup = {tuple(row[:4]): row[5] for row in first}
+        try:
+            s1 = np.array([lookup[tuple(row[:4])] for row in boxes], dtype=np.float64)
+        except KeyError as err:
+            raise ValueError(f"{name}: a stage-2 box {err} is not a first-stage box of the same run") from None
+        combined = boxes.copy()
+        if len(boxes):
+            combined[:, 5] = combine_scores(boxes[:, 5], s1, "geometric_mean")
+        out[name] = combined
+    return out
 
 
 def per_slide_curves(gt, results, min_threshold):
@@ -39,12 +67,18 @@ def per_slide_curves(gt, results, min_threshold):
             np.stack([c.fn for c in curves]))
 
 
-def analyse(root: DataRoot, run: Path, variant: str, stage: int, *, resamples: int, seed: int) -> dict:
+def analyse(root: DataRoot, run: Path, variant: str, stage: int, *, resamples: int, seed: int,
+            combine: str = "replace") -> dict:
     results_dir = run / "results"
-    train = restrict_results(read_results(results_dir / result_filename(variant, "train", stage=stage)),
-                             root.slides("train"))
-    test = restrict_results(read_results(results_dir / result_filename(variant, "test", stage=stage)),
-                            root.slides("test"))
+
+    def load(split):
+        results = read_results(results_dir / result_filename(variant, split, stage=stage))
+        if combine == "geometric_mean":
+            results = geometric_mean_results(read_results(results_dir / result_filename(variant, split, stage=1)),
+                                             results)
+        return restrict_results(results, root.slides(split))
+
+    train, test = load("train"), load("test")
     lo = MIN_THRESHOLD[stage]
     thr, tp, fp, fn = per_slide_curves(load_ground_truth(root.database(variant), slides=list(train)), train, lo)
     test_curve = threshold_curve(load_ground_truth(root.database("ODAEL"), slides=list(test)), test,
@@ -52,14 +86,15 @@ def analyse(root: DataRoot, run: Path, variant: str, stage: int, *, resamples: i
     train_f1 = micro_scores(tp.sum(0), fp.sum(0), fn.sum(0))[0]
     test_f1 = test_curve.f1
     if not (np.isfinite(train_f1).any() and np.isfinite(test_f1).any()):
-        return {"run": str(run), "variant": variant, "stage": stage, "undefined": "no detections above the grid"}
+        return {"run": str(run), "variant": variant, "stage": stage, "combine": combine,
+                "undefined": "no detections above the grid"}
     best = int(np.nanargmax(train_f1))
     flat = thr[np.flatnonzero(train_f1 >= train_f1[best] - 0.01)]
     rng = np.random.default_rng(seed)
     weights = rng.multinomial(len(tp), np.full(len(tp), 1 / len(tp)), size=resamples)
     boot_f1 = micro_scores(weights @ tp, weights @ fp, weights @ fn)[0]
     picks = np.array([int(np.nanargmax(row)) if np.isfinite(row).any() else 0 for row in boot_f1])
-    return {"run": str(run), "variant": variant, "stage": stage,
+    return {"run": str(run), "variant": variant, "stage": stage, "combine": combine,
             "chosen_threshold": float(thr[best]), "train_f1": float(train_f1[best]),
             "test_f1_at_chosen": float(test_f1[best]),
             "oracle_test_f1": float(np.nanmax(test_f1)), "oracle_threshold": float(thr[int(np.nanargmax(test_f1))]),
@@ -76,6 +111,8 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", nargs="+", default=["MEL", "ODAEL"])
     parser.add_argument("--resamples", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--combine", choices=["replace", "geometric_mean"], nargs="+", default=["replace"],
+                        help="stage-2 scores to analyse (replace: the paper's P(mitotic figure))")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     root = DataRoot(args.data_root)
@@ -83,20 +120,45 @@ def main(argv=None) -> int:
     for run in args.runs:
         for variant in args.variants:
             for stage in (1, 2):
-                if (run / "results" / result_filename(variant, "test", stage=stage)).exists():
-                    rows.append(analyse(root, run, variant, stage, resamples=args.resamples, seed=args.seed))
+                if not (run / "results" / result_filename(variant, "test", stage=stage)).exists():
+                    continue
+                for combine in (args.combine if stage == 2 else ["replace"]):
+                    rows.append(analyse(root, run, variant, stage, resamples=args.resamples, seed=args.seed,
+                                        combine=combine))
+    spread = over_runs(rows)
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps({"rows": rows, "over_runs": spread} if len(args.runs) > 1 else rows, indent=1))
         return 0
     for r in rows:
         if "undefined" in r:
             print(f"{r['run']} {r['variant']} stage {r['stage']}: {r['undefined']}")
             continue
-        print(f"{r['run']} {r['variant']} stage {r['stage']}: chosen {r['chosen_threshold']:.2f} -> test F1 "
+        print(f"{r['run']} {r['variant']} stage {r['stage']} ({r['combine']}): chosen {r['chosen_threshold']:.2f} -> test F1 "
               f"{r['test_f1_at_chosen']:.3f}; oracle {r['oracle_test_f1']:.3f} at {r['oracle_threshold']:.2f}; "
               f"flat train curve {r['flat_thresholds']}; bootstrap choice sd {r['boot_threshold_sd']:.3f} -> "
               f"test F1 {r['boot_test_f1_mean']:.3f} ± {r['boot_test_f1_sd']:.3f}")
+    for c in spread if len(args.runs) > 1 else []:
+        print(f"over {c['runs']} runs: {c['variant']} stage {c['stage']} ({c['combine']}): test F1 at chosen "
+              f"{c['test_f1_mean']:.3f} ± {c['test_f1_sd']:.3f} (sd over runs); oracle {c['oracle_mean']:.3f} ± "
+              f"{c['oracle_sd']:.3f}")
     return 0
+
+
+def over_runs(rows: list[dict]) -> list[dict]:
+    """Per (variant, stage, combine): mean and sample sd (ddof 1, as the demo's ``table4_sd``) over the runs."""
+    cells: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if "undefined" not in r:
+            cells.setdefault((r["variant"], r["stage"], r["combine"]), []).append(r)
+    out = []
+    for (variant, stage, combine), rs in cells.items():
+        chosen = np.array([r["test_f1_at_chosen"] for r in rs])
+        oracle = np.array([r["oracle_test_f1"] for r in rs])
+        sd = (lambda a: float(a.std(ddof=1)) if len(a) > 1 else float("nan"))
+        out.append({"variant": variant, "stage": stage, "combine": combine, "runs": len(rs),
+                    "test_f1_per_run": chosen.tolist(), "test_f1_mean": float(chosen.mean()),
+                    "test_f1_sd": sd(chosen), "oracle_mean": float(oracle.mean()), "oracle_sd": sd(oracle)})
+    return out
 
 
 if __name__ == "__main__":
