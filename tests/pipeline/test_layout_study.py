@@ -55,3 +55,25 @@ def test_done_checks(tmp_path):
     write_results(failed, boxes, metadata={"failed": {"b.svs": "unreadable"}})
     assert result_ready(done) and not result_ready(failed) and not result_ready(tmp_path / "missing.npz")
     assert unfinished_slides(failed) == {"b.svs": "failed: unreadable"}
+
+
+def test_second_stage_score_follows_the_classifier_preset_and_makes_other_files_stale(tmp_path):
+    import numpy as np
+
+    from ccmct.data.results import write_results
+    from ccmct.pipeline.done import rescored_ready
+
+    assert Study(out_dir=tmp_path, preset="paper").second_stage_combine == "replace"  # the paper's rule
+    assert Study(out_dir=tmp_path, preset="smoke").second_stage_combine == "replace"
+    assert Study(out_dir=tmp_path, preset="quick").second_stage_combine == "geometric_mean"
+    boxes = {"a.svs": np.array([[0, 0, 50, 50, 1, 0.5]])}
+    source = write_results(tmp_path / "RetinaNet-ODAEL-test.npz", boxes, metadata={"stage": 1})
+    stage1 = {"stage": 1}
+    replaced = write_results(tmp_path / "r.npz", boxes, metadata={"stage": 2, "stage1": stage1, "combine": "replace"})
+    combined = write_results(tmp_path / "g.npz", boxes,
+                             metadata={"stage": 2, "stage1": stage1, "combine": "geometric_mean"})
+    older = write_results(tmp_path / "o.npz", boxes, metadata={"stage": 2, "stage1": stage1})  # before the key
+    assert rescored_ready(replaced, source) and rescored_ready(older, source)
+    assert not rescored_ready(replaced, source, "geometric_mean")  # re-scored again, not silently reused
+    assert rescored_ready(combined, source, "geometric_mean") and not rescored_ready(combined, source)
+    assert not rescored_ready(older, source, "geometric_mean")

@@ -138,6 +138,9 @@ class ClassifierPreset:
         jitter_px: training patches' centres move by up to this many px (x and y), as a detector's centres do
             (0: always centred, as the authors' exported PNGs).
         seed: seeds torch / numpy / random and the validation-slide draw.
+        combine: the second-stage score a study (``ccmct demo`` / ``reproduce``, the ablation) gives a
+            detection: ``replace`` (the paper: P(mitotic figure)) or ``geometric_mean``
+            (sqrt(P(mitotic figure) x first-stage score), :func:`ccmct.inference.second_stage.combine_scores`).
     """
 
     name: str
@@ -153,6 +156,7 @@ class ClassifierPreset:
     num_workers: int
     jitter_px: int = 0
     seed: int = 0
+    combine: str = "replace"
 
 
 CLASSIFIER_PRESETS: dict[str, ClassifierPreset] = {
@@ -164,9 +168,12 @@ CLASSIFIER_PRESETS: dict[str, ClassifierPreset] = {
     # (default_start_weights): one epoch for the head with the body frozen, then 4 epochs of the whole network at a
     # max lr low enough to keep the backbone's features (3e-3 for the head, 3e-4 for the stem). Training centres are
     # jittered by up to 6 px, as a detector's centres are. Random init (no detector given) works, more slowly.
+    # Its P(mitotic figure) saturates (most detections near 0 or 1), so as the score alone it leaves the
+    # threshold search a flat curve and the F1 follows each seed's hard decisions; a study therefore scores
+    # with sqrt(P(mitotic figure) x first-stage score) (docs/benchmarks.md, "Why the second stage spread").
     "quick": ClassifierPreset("quick", frozen_epochs=1, epochs=4, max_lr=3e-3, pct_start=0.25, batch_size=32,
                               items_per_epoch=1152, valid_items=384, norm_items=256, pretrained=False,
-                              num_workers=1, jitter_px=6),
+                              num_workers=1, jitter_px=6, combine="geometric_mean"),
     # the authors' recipe (the authors' `2nd_stage` notebooks; docs/second_stage.md)
     "paper": ClassifierPreset("paper", frozen_epochs=1, epochs=10, max_lr=1e-2, pct_start=0.05, batch_size=16,
                               items_per_epoch=None, valid_items=None, norm_items=1024, pretrained=True,

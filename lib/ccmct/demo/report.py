@@ -91,7 +91,7 @@ def write_report(plan, *, timings_s: dict) -> dict:
         "## Table 1 (excerpt)\n", markdown_table(_table1_excerpt(t1)) + "\n",
     ]
     sections += _failed_section(multi["failed_slides"])
-    sections += _table4_sections(long, multi, n_seeds)
+    sections += _table4_sections(long, multi, n_seeds, plan.second_stage_combine)
     sections.append("## Effects of the paper (on the ODAEL test labels)\n")
     sections.append(_effects_table(multi["effects"]) + "\n")
     fast = {}
@@ -131,7 +131,7 @@ def write_report(plan, *, timings_s: dict) -> dict:
         thresholds[stage_key(r.stage)][r.train] = float(r.threshold)
     summary = {"table4": _nested(every, "f1"), "table4_strict": _nested(every, "strict_f1"),
                "thresholds": thresholds, "timings_s": dict(timings_s), "checks": checks, "preset": plan.preset,
-               "data_root": str(root.path), "data_seed": plan.seed, **multi}
+               "second_stage_score": plan.second_stage_combine, "data_root": str(root.path), "data_seed": plan.seed, **multi}
     if plan.fast:
         summary["fast"] = fast
     return summary
@@ -145,15 +145,21 @@ def _interval(ci) -> str:
     return "[—]" if not ci or ci[0] is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
-def _table4_sections(long: pd.DataFrame, multi: dict, n_seeds: int) -> list[str]:
+STAGE2_SCORE = {"replace": "score: the classifier's P(mitotic figure), as the paper",
+                "geometric_mean": "score: sqrt(P(mitotic figure) x stage-1 score), this preset's second stage "
+                                  "(docs/benchmarks.md)"}
+
+
+def _table4_sections(long: pd.DataFrame, multi: dict, n_seeds: int, combine: str = "replace") -> list[str]:
     """Table 4 per stage: one seed -> F1 [interval] (slides); several -> mean ± sd (seeds, slides), then
-    every seed's F1 with its interval."""
+    every seed's F1 with its interval. ``combine``: the second-stage score (named in the stage-2 title)."""
     out = ["## Table 4 — F1 on the test slides (paper matching)\n"]
     mean, sd, n_slides = multi["table4_mean"], multi["table4_sd"], multi["table4_n_slides"]
     for key in mean:
         title = ("**Fast mode** (candidate model at reduced resolution, confirmed by the cell classifier of the "
                  "same label set; rows: trained on; columns: tested on)\n" if key == "fast" else
-                 f"**Stage {key[-1]}** (rows: trained on; columns: tested on)\n")
+                 f"**Stage 2** ({STAGE2_SCORE[combine]}; rows: trained on; columns: tested on)\n" if key == "stage2"
+                 else f"**Stage {key[-1]}** (rows: trained on; columns: tested on)\n")
         out.append(title)
         rows = []
         for train, cells in mean.get(key, {}).items():

@@ -34,11 +34,15 @@ def default_notebook() -> Path:
 
 
 def run_done(run_dir: Path, preset: str) -> bool:
-    """A run's ``summary.json`` exists and was made with ``preset``."""
+    """A run's ``summary.json`` exists and was made with ``preset`` and its second-stage score."""
+    from ccmct.config.presets import classifier_preset
+
     try:
-        return read_summary(Path(run_dir) / SUMMARY_FILE).get("preset") == preset
+        summary = read_summary(Path(run_dir) / SUMMARY_FILE)
     except CcmctError:
         return False
+    return (summary.get("preset") == preset
+            and summary.get("stage2_combine", "replace") == classifier_preset(preset).combine)
 
 
 @dataclass
@@ -69,6 +73,7 @@ def run_subset(subset_root: str | os.PathLike[str], test_root: str | os.PathLike
     from ccmct.evaluation import f1_scores, optimize_threshold
     from ccmct.evaluation.ablation_runs import training_set_summary, write_run_summary
     from ccmct.inference import InferenceOptions, run_inference
+    from ccmct.config.presets import classifier_preset
     from ccmct.inference.second_stage import classify_results
     from ccmct.models.classifier import load_classifier_config
     from ccmct.training.classifier import default_start_weights, train_classifier
@@ -90,7 +95,8 @@ def run_subset(subset_root: str | os.PathLike[str], test_root: str | os.PathLike
         run_inference(detector_dir, root.slides(part), stage1, options=InferenceOptions(workers=workers),
                       device=device, progress=progress)
         stage2 = classify_results(classifier_dir, stage1, root.wsi_dir, out / result_filename(variant, part, stage=2),
-                                  num_workers=workers, device=device, progress=progress)
+                                  combine=classifier_preset(preset).combine, num_workers=workers, device=device,
+                                  progress=progress)
         files[f"stage1_{part}"], files[f"stage2_{part}"] = stage1.name, Path(stage2).name
     trainval, test, searches = {}, {}, {}
     for stage in ("stage1", "stage2"):
@@ -103,7 +109,8 @@ def run_subset(subset_root: str | os.PathLike[str], test_root: str | os.PathLike
         test[stage] = {**paper.as_dict(), "strict": strict.as_dict()}
     path = write_run_summary(out, training_set=training_set, variant=variant, preset=preset, trainval=trainval,
                              test=test, test_root=full.path,
-                             files={"detector": detector_dir.name, "classifier": classifier_dir.name, **files})
+                             files={"detector": detector_dir.name, "classifier": classifier_dir.name, **files},
+                             stage2_combine=classifier_preset(preset).combine)
     return SubsetRun(path, training_set, searches, test)
 
 

@@ -39,14 +39,16 @@ def result_ready(path: Path) -> bool:
     return path.exists() and not unfinished_slides(path)
 
 
-def rescored_ready(rescored: Path, source: Path) -> bool:
-    """A second-stage file is complete and was made from the current first-stage file (a first stage rerun,
-    e.g. after a failed slide, makes the re-scoring stale)."""
+def rescored_ready(rescored: Path, source: Path, combine: str = "replace") -> bool:
+    """A second-stage file is complete, was made from the current first-stage file (a first stage rerun,
+    e.g. after a failed slide, makes the re-scoring stale) and combines the scores as the preset says (a file
+    scored ``replace`` is stale for a ``geometric_mean`` preset and the reverse)."""
     from ccmct.data.results import read_metadata
 
     if not result_ready(rescored) or not source.exists():
         return False
-    return read_metadata(rescored).get("stage1") == read_metadata(source)
+    meta = read_metadata(rescored)
+    return meta.get("stage1") == read_metadata(source) and meta.get("combine", "replace") == combine
 
 
 def fast_ready(path: Path, candidate_dir: Path, classifier_dir: Path) -> bool:

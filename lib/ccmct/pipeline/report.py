@@ -110,7 +110,8 @@ def ablation_part(study: Study) -> dict:
 
 def write_study_report(study: Study, *, timings_s: dict) -> dict:
     """Evaluate the study folder and write ``report.md``; returns the summary (``summary.json``)."""
-    summary = {"data_root": str(study.root.path), "preset": study.preset, "variants": list(study.variants),
+    summary = {"data_root": str(study.root.path), "preset": study.preset,
+               "second_stage_score": study.second_stage_combine, "variants": list(study.variants),
                "seeds": list(study.seeds), "table1": table1_part(study), "table3": table3_part(study),
                "table4": table4_part(study), "timings_s": dict(timings_s)}
     if study.fast:
@@ -137,6 +138,10 @@ def _markdown(s: dict) -> str:
         out.append(f"- {v}: accuracy {_none(r['accuracy']) if r['accuracy'] is None else format(r['accuracy'], '.4f')}, "
                    f"matrix {r['confusion']}")
     out.append("\n## Table 4 — F1 on the test slides (ours / paper)\n")
+    if s.get("second_stage_score", "replace") != "replace":
+        out.append(f"Stage 2 scores with `{s['second_stage_score']}` (sqrt(P(mitotic figure) x stage-1 score), the "
+                   f"`{s['preset']}` preset's second stage; the paper's is P(mitotic figure) alone: docs/benchmarks.md)"
+                   ".\n")
     for stage, rows in s["table4"].items():
         df = pd.DataFrame({train: {f"{test} as test": f"{'—' if c['f1'] is None else format(c['f1'], '.3f')} / "
                                    f"{'—' if c['paper'] is None else format(c['paper'], '.3f')} "

@@ -94,14 +94,16 @@ def infer_step(study: Study, variant: str, split: str, seed: int, *, prefix: str
 
 def second_stage_step(study: Study, variant: str, split: str, seed: int, *, prefix: str = "",
                       progress: bool = True) -> Step:
-    """Re-score one first-stage result file with the classifier of the same label set."""
+    """Re-score one first-stage result file with the classifier of the same label set (score: the preset's
+    ``ClassifierPreset.combine``)."""
     from ccmct.inference.second_stage import classify_results
 
     sub = study.for_seed(seed)
     source, out = sub.result_path(variant, split, 1), sub.result_path(variant, split, 2)
-    return Step(f"{prefix}stage 2 {variant} {split}", "second_stage", lambda: rescored_ready(out, source),
+    combine = study.second_stage_combine
+    return Step(f"{prefix}stage 2 {variant} {split}", "second_stage", lambda: rescored_ready(out, source, combine),
                 lambda: classify_results(sub.classifier_dir(variant), source, study.root.wsi_dir, out,
-                                         device=study.device, progress=progress,
+                                         combine=combine, device=study.device, progress=progress,
                                          **({} if study.workers is None else {"num_workers": study.workers})),
                 work={"variant": variant, "split": split, "root": study.root})
 

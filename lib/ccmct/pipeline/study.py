@@ -63,6 +63,13 @@ class Study:
         object.__setattr__(self, "variants", tuple(self.variants))
 
     @property
+    def second_stage_combine(self) -> str:
+        """How stage 2 scores a detection: the classifier preset's ``combine`` (``replace``: the paper)."""
+        from ccmct.config.presets import classifier_preset
+
+        return classifier_preset(self.preset).combine
+
+    @property
     def layout(self) -> Layout:
         return Layout(self.out_dir)
 
