@@ -32,10 +32,12 @@ def test_demo_runs_and_reruns(tiny_root, tmp_path, capsys):
     for variant in ("MEL", "ODAEL"):
         meta = read_metadata(out / "results" / f"2ndstage_RetinaNet-{variant}-test.npz")
         assert meta["classifier_variant"] == variant
+        assert meta["combine"] == summary["second_stage_score"] == "replace"  # smoke: the paper's P(MF)
         start = load_classifier_config(out / "models" / f"CellClassifier-{variant}").training["start"]
         assert start == f"backbone of first-stage model RetinaNet-{variant}"
     report = (out / "report.md").read_text()
-    for section in ("Table 1", "Table 4", "F1 vs threshold", "Example detections", "hotspot", "viewer/index.html"):
+    for section in ("Table 1", "Table 4", "F1 vs threshold", "Example detections", "hotspot", "viewer/index.html",
+                    "**Stage 2** (score: the classifier's P(mitotic figure), as the paper"):
         assert section in report
     # the viewer site of the test slides (ODAEL detector, both stages) opens in headless Chromium
     from viewer.chromium import site_opens  # tests/viewer/chromium.py
