@@ -11,10 +11,11 @@ test labels (F1), this prints:
 - ``boot``: the threshold chosen on each of ``--resamples`` bootstrap resamples of the training slides and
   the test F1 it gives: their sd is the spread that the threshold choice alone adds to the cell.
 
-``--combine geometric_mean`` adds, for every stage-2 pair, the same analysis of the score
-``sqrt(P(mitotic figure) x first-stage score)`` (``ccmct classify --combine``), computed here from the stage-2
-file (whose score is P(mitotic figure), the paper's ``replace``) and the first-stage score of the same box
-(the stage-2 boxes are first-stage boxes, unchanged), so nothing is re-classified. With several runs (seeds) it
+``--combine replace geometric_mean`` analyses every stage-2 pair with both scores: P(mitotic figure) (the
+paper's ``replace``) and ``sqrt(P(mitotic figure) x first-stage score)`` (``ccmct classify --combine``, the
+quick preset's second stage), each derived from the stage-2 file (whichever way it was written, its metadata's
+``combine``) and the first-stage score of the same box (the stage-2 boxes are first-stage boxes, unchanged),
+so nothing is re-classified. With several runs (seeds) it
 also prints each cell's mean and sd of the test F1 at the chosen threshold over the runs.
 
 Nothing is trained; the per-slide curves come from :func:`ccmct.evaluation.threshold_curve` once per slide,
@@ -32,19 +33,25 @@ from pathlib import Path
 import numpy as np
 
 from ccmct.config.paths import DataRoot
-from ccmct.data.results import read_results, result_filename
+from ccmct.data.results import read_metadata, read_results, result_filename
 from ccmct.demo.report import MIN_THRESHOLD
 from ccmct.evaluation import load_ground_truth, restrict_results, threshold_curve
 from ccmct.evaluation.f1 import micro_scores
 from ccmct.inference.second_stage import combine_scores
 
 
-def geometric_mean_results(stage1: dict[str, np.ndarray], stage2: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Stage-2 results re-scored ``sqrt(p_MF x stage-1 score)``: each stage-2 box looked up in stage 1.
+def stage2_scores(stage1: dict[str, np.ndarray], stage2: dict[str, np.ndarray], *, written: str,
+                  wanted: str) -> dict[str, np.ndarray]:
+    """Stage-2 results with the score ``wanted`` (``replace``: P(mitotic figure); ``geometric_mean``:
+    sqrt(P(MF) x stage-1 score)), from a stage-2 file whose score was ``written`` one way or the other (its
+    metadata's ``combine``) and the stage-1 file it was made from: each stage-2 box is looked up in stage 1,
+    P(MF) is the written score (``replace``) or score² / stage-1 score (``geometric_mean``).
 
     Raises:
         ValueError: a stage-2 box that is not among its slide's first-stage boxes (not a pair of one run).
     """
+    if written == wanted:
+        return stage2
     out = {}
     for name, boxes in stage2.items():
         first = stage1.get(name, np.zeros((0, 6)))
@@ -53,10 +60,12 @@ def geometric_mean_results(stage1: dict[str, np.ndarray], stage2: dict[str, np.n
             s1 = np.array([lookup[tuple(row[:4])] for row in boxes], dtype=np.float64)
         except KeyError as err:
             raise ValueError(f"{name}: a stage-2 box {err} is not a first-stage box of the same run") from None
-        combined = boxes.copy()
+        rescored = boxes.copy()
         if len(boxes):
-            combined[:, 5] = combine_scores(boxes[:, 5], s1, "geometric_mean")
-        out[name] = combined
+            p_mf = boxes[:, 5] if written == "replace" else np.divide(
+                boxes[:, 5] ** 2, s1, out=np.zeros(len(s1)), where=s1 > 0)
+            rescored[:, 5] = combine_scores(np.clip(p_mf, 0.0, 1.0), s1, wanted)
+        out[name] = rescored
     return out
 
 
@@ -72,10 +81,12 @@ def analyse(root: DataRoot, run: Path, variant: str, stage: int, *, resamples: i
     results_dir = run / "results"
 
     def load(split):
-        results = read_results(results_dir / result_filename(variant, split, stage=stage))
-        if combine == "geometric_mean":
-            results = geometric_mean_results(read_results(results_dir / result_filename(variant, split, stage=1)),
-                                             results)
+        path = results_dir / result_filename(variant, split, stage=stage)
+        results = read_results(path)
+        if stage == 2:
+            written = read_metadata(path).get("combine", "replace")
+            results = stage2_scores(read_results(results_dir / result_filename(variant, split, stage=1)), results,
+                                    written=written, wanted=combine)
         return restrict_results(results, root.slides(split))
 
     train, test = load("train"), load("test")
