@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    sys.path.insert(0, str(BENCHMARKS))  # fast_mode.py imports inference_throughput from its folder
-    try:
-        spec = importlib.util.spec_from_file_location("fast_mode", BENCHMARKS / "fast_mode.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+def bench(load_benchmark):
+    return load_benchmark("fast_mode")
 
 
 @pytest.fixture(scope="module")
