@@ -131,7 +131,8 @@ def write_report(plan, *, timings_s: dict) -> dict:
         thresholds[stage_key(r.stage)][r.train] = float(r.threshold)
     summary = {"table4": _nested(every, "f1"), "table4_strict": _nested(every, "strict_f1"),
                "thresholds": thresholds, "timings_s": dict(timings_s), "checks": checks, "preset": plan.preset,
-               "second_stage_score": plan.second_stage_combine, "data_root": str(root.path), "data_seed": plan.seed, **multi}
+               "second_stage_score": plan.second_stage_combine, "data_root": str(root.path), "data_seed": plan.seed,
+               **multi}
     if plan.fast:
         summary["fast"] = fast
     return summary

@@ -69,11 +69,11 @@ def run_subset(subset_root: str | os.PathLike[str], test_root: str | os.PathLike
        ``min_threshold``); 5. test: paper and strict F1 on the full test slides at those thresholds;
     then ``out_dir/summary.json``. Every part resumes (finished models and result files are kept).
     """
+    from ccmct.config.presets import classifier_preset
     from ccmct.data.results import read_results, result_filename
     from ccmct.evaluation import f1_scores, optimize_threshold
     from ccmct.evaluation.ablation_runs import training_set_summary, write_run_summary
     from ccmct.inference import InferenceOptions, run_inference
-    from ccmct.config.presets import classifier_preset
     from ccmct.inference.second_stage import classify_results
     from ccmct.models.classifier import load_classifier_config
     from ccmct.training.classifier import default_start_weights, train_classifier
