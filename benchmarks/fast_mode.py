@@ -245,11 +245,25 @@ def flop_counts(dirs, paper: dict, fast: dict) -> dict:
             "flops_ratio": paper_flops / fast_flops if fast_flops else None}
 
 
+def sample_paper_detector(dirs, path: Path, n_tiles: int, workers: int):
+    """The paper detector on ``n_tiles`` tissue tiles spread over the slide: ``(plan, sample, detections,
+    seconds per tile)``, for extrapolating to all of the slide's tissue tiles."""
+    from inference_throughput import subset
+
+    detector, det_config = load_model_dir(dirs["detector"], kind="retinanet")
+    paper = WholeSlideDetector(detector, det_config, options=InferenceOptions(workers=workers))
+    plan = paper.plan(path)
+    sample = subset(plan, n_tiles, tissue=True)
+    started = time.perf_counter()
+    detections = paper.detect_tiles(sample)
+    return plan, sample, detections, (time.perf_counter() - started) / sample.n_selected
+
+
 def large_slide(dirs, folder: Path, n_tiles: int, n_patches: int, workers: int) -> dict:
     """Timing on one 40000 x 30000 px slide (tissue ellipses of noise texture, no cells): the fast mode's
     screening in full; the classifier on ``n_patches`` of its candidates and the paper detector on ``n_tiles``
     tissue tiles, each extrapolated to the whole slide (labelled as estimates)."""
-    from inference_throughput import LARGE_WH, subset, write_large_slide
+    from inference_throughput import LARGE_WH, write_large_slide
 
     from ccmct.inference.second_stage import rescore_slide
 
@@ -269,13 +283,7 @@ def large_slide(dirs, folder: Path, n_tiles: int, n_patches: int, workers: int) 
     started = time.perf_counter()
     classified = rescore_slide(classifier, cls_config, path, rows, radius_l0=0.0, num_workers=workers, device="cpu")
     per_patch = (time.perf_counter() - started) / max(len(classified), 1)
-    detector, det_config = load_model_dir(dirs["detector"], kind="retinanet")
-    paper = WholeSlideDetector(detector, det_config, options=InferenceOptions(workers=workers))
-    plan = paper.plan(path)
-    sample = subset(plan, n_tiles, tissue=True)
-    started = time.perf_counter()
-    paper.detect_tiles(sample)
-    per_tile = (time.perf_counter() - started) / sample.n_selected
+    plan, sample, _, per_tile = sample_paper_detector(dirs, path, n_tiles, workers)
     return {"size_wh": list(LARGE_WH), "fast_screen_tiles": screening.tiles_processed,
             "fast_reading_s": screening.seconds["reading"], "fast_screening_s": screening.seconds["screening"],
             "fast_screen_total_s": screen_s, "fast_candidates": int(len(screening.scores)),
@@ -293,8 +301,6 @@ def large_slide_with_cells(dirs, root: DataRoot, threshold_fast: float, n_tiles:
                            per: dict) -> dict:
     """The fast mode in full and the paper pipeline on ``n_tiles`` sampled tissue tiles (extrapolated) on the
     test slide of a ``large`` synthetic root (see the module docstring, step 6)."""
-    from inference_throughput import subset
-
     from ccmct.evaluation import f1_scores, load_ground_truth
     from ccmct.evaluation.fast_vs_paper import candidate_recall
 
@@ -309,13 +315,7 @@ def large_slide_with_cells(dirs, root: DataRoot, threshold_fast: float, n_tiles:
     f1 = f1_scores(gt, {name: rows}, threshold=threshold_fast)
     per_patch = t["classifying"] / max(t["classified"], 1)
 
-    detector, det_config = load_model_dir(dirs["detector"], kind="retinanet")
-    paper = WholeSlideDetector(detector, det_config, options=InferenceOptions(workers=workers))
-    plan = paper.plan(path)
-    sample = subset(plan, n_tiles, tissue=True)
-    started = time.perf_counter()
-    sampled = paper.detect_tiles(sample)
-    per_tile = (time.perf_counter() - started) / sample.n_selected
+    plan, sample, sampled, per_tile = sample_paper_detector(dirs, path, n_tiles, workers)
     scale = plan.n_selected / sample.n_selected
     detections = len(sampled.boxes) * scale
     paper_detect_s, paper_classify_s = per_tile * plan.n_selected, per_patch * detections
