@@ -67,6 +67,9 @@ class DetectorPreset:
         p_mitosis, p_negative, p_random: sampler case probabilities (paper 0.5 / 0.4 / 0.1).
         grad_clip: largest global L2 norm of the gradients per step (fastai ``GradientClip``, applied after
             mixed precision has unscaled them); ``None``: no clipping (the authors' recipe).
+        weight_average: per-step decay of an exponential moving average of the weights and BatchNorm
+            statistics (:mod:`ccmct.training.averaging`); validation and the exported model use the average.
+            ``None``: the last (or best) weights as trained (the authors' recipe).
     """
 
     name: str
@@ -83,6 +86,7 @@ class DetectorPreset:
     p_negative: float = 0.4
     p_random: float = 0.1
     grad_clip: float | None = None
+    weight_average: float | None = None
 
     @property
     def total_epochs(self) -> int:
@@ -96,7 +100,7 @@ DETECTOR_PRESETS = MappingProxyType({
                                Stage(1, 1, 1e-3, frozen=True))),
     "quick": DetectorPreset(
         "quick", patches_per_epoch=288, val_patches=128, batch_size=16, fpn_channels=64, head_convs=2,
-        num_workers=0, grad_clip=1.0, stages=(Stage(1, 10, 2e-3, frozen=False, backbone_lr_factor=1.0),)),
+        num_workers=0, grad_clip=1.0, weight_average=0.97, stages=(Stage(1, 10, 2e-3, frozen=False, backbone_lr_factor=1.0),)),
     "paper": DetectorPreset(
         "paper", patches_per_epoch=5000, val_patches=1000, batch_size=16, patience=10,
         stages=(Stage(1, 1, 1e-4, frozen=True), Stage(3, 10, 1e-4, frozen=True),

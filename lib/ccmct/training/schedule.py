@@ -13,6 +13,10 @@ run on the same machine (tests/training/test_resume_exact.py). The checkpoint al
 CUDA gradient scaler (:mod:`ccmct.training.resume`); the optimiser state is loaded *after* the unit's
 ``freeze()`` / ``unfreeze()``, which clear it (fastai), so a unit resumed in its middle keeps its Adam moments;
 a run killed inside a pseudo-epoch repeats that pseudo-epoch with the same patch draws.
+
+With ``preset.weight_average`` set (the CPU ``quick`` preset) a :class:`ccmct.training.averaging.WeightAverage`
+keeps a moving average of the weights over the whole schedule; validation, the best-of-stage weights and the
+result are the averaged weights, and the average (with its update count) is part of the checkpoint.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from fastai.callback.core import Callback, CancelFitException
 from ccmct.config.presets import DetectorPreset, Stage
 from ccmct.errors import CcmctError
 from ccmct.training import resume
+from ccmct.training.averaging import WeightAverage
 from ccmct.atomicio import atomic_path
 
 __all__ = ["CHECKPOINT_DIR", "ScheduleCallback", "load_state", "run_schedule", "units"]
@@ -85,7 +90,7 @@ def load_state(out_dir: Path, config_dict: dict) -> dict | None:
 def _new_state(config_dict: dict) -> dict:
     return {"config": config_dict, "unit": 0, "epoch_in_unit": 0, "global_epoch": 0, "stage_best": None,
             "stage_best_epoch": -1, "wait": 0, "stage_of_best": -1, "history": [], "model": None, "opt": None,
-            "best_model": None, "initial": None, "rng": None}
+            "best_model": None, "initial": None, "rng": None, "average": None}
 
 
 class ScheduleCallback(Callback):
@@ -94,9 +99,10 @@ class ScheduleCallback(Callback):
     order = 60  # after the Recorder (50): metrics of the epoch are in learn.final_record
 
     def __init__(self, state: dict, *, unit: int, stage_index: int, stage: Stage, start_epoch: int,
-                 patience: int, checkpoint: Path | None):
+                 patience: int, checkpoint: Path | None, averager: WeightAverage | None = None):
         self.state, self.unit, self.stage_index, self.stage = state, unit, stage_index, stage
         self.start_epoch, self.patience, self.checkpoint = start_epoch, patience, checkpoint
+        self.averager = averager
 
     def before_fit(self):
         # after fastai's MixedPrecision (order 10) made a fresh gradient scaler: a unit resumed in its middle
@@ -122,9 +128,11 @@ class ScheduleCallback(Callback):
         state["epoch_in_unit"] = self.epoch + 1
         score = (row.get("patch_f1") or 0.0, -(row.get("valid_loss") or 0.0))
         if state["stage_of_best"] != self.stage_index or state["stage_best"] is None or score > tuple(state["stage_best"]):
+            # the weights that were validated: the average when there is one
+            best = (self.averager.averaged() if self.averager is not None else
+                    {k: v.detach().cpu().clone() for k, v in _unwrap(self.model).state_dict().items()})
             state.update(stage_best=list(score), stage_of_best=self.stage_index, wait=0,
-                         stage_best_epoch=row["epoch"],
-                         best_model={k: v.detach().cpu().clone() for k, v in _unwrap(self.model).state_dict().items()})
+                         stage_best_epoch=row["epoch"], best_model=best)
         else:
             state["wait"] += 1
         self._save()
@@ -137,8 +145,9 @@ class ScheduleCallback(Callback):
         self.state["model"] = _unwrap(self.model).state_dict()
         self.state["opt"] = self.learn.opt.state_dict()
         self.state["rng"] = resume.capture(self.learn)
+        self.state["average"] = self.averager.state_dict() if self.averager is not None else None
         _atomic_save(_plain(self.state), self.checkpoint)
-        self.state["model"] = self.state["opt"] = None
+        self.state["model"] = self.state["opt"] = self.state["average"] = None
 
 
 def run_schedule(run, out_dir: Path, *, is_main: bool = True) -> dict:
@@ -146,11 +155,15 @@ def run_schedule(run, out_dir: Path, *, is_main: bool = True) -> dict:
 
     Returns:
         The final state dict (``history``, ``best_model`` ...); the Learner's model holds the result (the best
-        weights of the last stage if it used early stopping, else the last weights).
+        weights of the last stage if it used early stopping, else the last weights — averaged weights with
+        ``preset.weight_average``).
     """
     learn, preset = run.learn, run.preset
     config_dict = run.config.to_dict()
     state = load_state(out_dir, config_dict) or _new_state(config_dict)
+    decay = getattr(preset, "weight_average", None)
+    averager = WeightAverage(decay, state.get("average")) if decay is not None else None
+    state["average"] = None
     opt_state = None
     if state["model"] is not None:
         _unwrap(learn.model).load_state_dict(state["model"])
@@ -159,6 +172,8 @@ def run_schedule(run, out_dir: Path, *, is_main: bool = True) -> dict:
     checkpoint = Path(out_dir) / CHECKPOINT_DIR / STATE_FILE if is_main else None
     if state.get("initial") is None:
         state["initial"] = _validate(learn)
+    if averager is not None:
+        learn.add_cb(averager)
     plan = units(preset)
     for unit, (stage_index, stage) in enumerate(plan):
         if unit < state["unit"]:
@@ -177,16 +192,22 @@ def run_schedule(run, out_dir: Path, *, is_main: bool = True) -> dict:
         if start < stage.epochs and not (stage.early_stopping and state["wait"] >= preset.patience and start > 0):
             lr = stage.lr_max if stage.frozen else slice(stage.lr_max * stage.backbone_lr_factor, stage.lr_max)
             cb = ScheduleCallback(state, unit=unit, stage_index=stage_index, stage=stage, start_epoch=start,
-                                  patience=preset.patience, checkpoint=checkpoint)
+                                  patience=preset.patience, checkpoint=checkpoint, averager=averager)
             learn.fit_one_cycle(stage.epochs, lr, start_epoch=start, cbs=[cb])
         last_of_stage = unit + 1 == len(plan) or plan[unit + 1][0] != stage_index
         if stage.early_stopping and last_of_stage and state["best_model"] is not None:
             _unwrap(learn.model).load_state_dict(state["best_model"])
+            if averager is not None:  # the next stage averages on from the weights it starts with
+                averager.reset(state["best_model"])
         if stage.early_stopping:
             state["wait"] = 0
         state.update(unit=unit + 1, epoch_in_unit=0)
         if checkpoint is not None:
-            ScheduleCallback._save(_Saver(learn, state, checkpoint))
+            ScheduleCallback._save(_Saver(learn, state, checkpoint, averager))
+    if averager is not None:
+        learn.remove_cb(averager)
+        if averager.updates and not (plan and plan[-1][1].early_stopping):  # else the model already holds the best averaged weights
+            _unwrap(learn.model).load_state_dict(averager.averaged())
     return state
 
 
@@ -200,10 +221,11 @@ def _validate(learn) -> dict:
 class _Saver:
     """Just enough of a callback for :meth:`ScheduleCallback._save` between units."""
 
-    def __init__(self, learn, state, checkpoint):
+    def __init__(self, learn, state, checkpoint, averager=None):
         self.learn, self.model, self.state, self.checkpoint = learn, learn.model, state, checkpoint
+        self.averager = averager
 
 
 def copy_state_for_report(state: dict) -> dict:
     """History and best-epoch info without tensors."""
-    return {k: copy.deepcopy(v) for k, v in state.items() if k not in ("model", "opt", "best_model")}
+    return {k: copy.deepcopy(v) for k, v in state.items() if k not in ("model", "opt", "best_model", "average")}
