@@ -77,3 +77,66 @@ def test_second_stage_score_follows_the_classifier_preset_and_makes_other_files_
     assert not rescored_ready(replaced, source, "geometric_mean")  # re-scored again, not silently reused
     assert rescored_ready(combined, source, "geometric_mean") and not rescored_ready(combined, source)
     assert not rescored_ready(older, source, "geometric_mean")
+
+
+def test_results_are_stale_once_the_model_that_made_them_is_trained_again(tmp_path):
+    """A first-stage file is done only for the detector now in its folder, a second-stage file only for the
+    classifier now in its folder (model fingerprints in the result metadata)."""
+    import numpy as np
+
+    from ccmct.data.results import write_results
+    from ccmct.models.io import model_fingerprint
+    from ccmct.pipeline.done import made_by, rescored_ready
+
+    detector, classifier = tmp_path / "detector", tmp_path / "classifier"
+    for model in (detector, classifier):
+        model.mkdir()
+        (model / "weights.pt").write_bytes(b"trained once")
+        (model / "config.json").write_text("{}")
+    boxes = {"a.svs": np.array([[0, 0, 50, 50, 1, 0.5]])}
+    stage1 = write_results(tmp_path / "s1.npz", boxes, metadata={"stage": 1, "model": model_fingerprint(detector)})
+    stage2 = write_results(tmp_path / "s2.npz", boxes, metadata={
+        "stage": 2, "stage1": {"stage": 1, "model": model_fingerprint(detector)}, "combine": "replace",
+        "classifier_fingerprint": model_fingerprint(classifier)})
+    assert made_by(stage1, detector) and rescored_ready(stage2, stage1, "replace", classifier)
+    (classifier / "weights.pt").write_bytes(b"trained again")
+    assert not rescored_ready(stage2, stage1, "replace", classifier)
+    (detector / "weights.pt").write_bytes(b"trained again")
+    assert not made_by(stage1, detector)
+    assert not made_by(tmp_path / "missing.npz", detector)
+    unfingerprinted = write_results(tmp_path / "old.npz", boxes, metadata={"stage": 1})  # written before the key
+    assert not made_by(unfingerprinted, detector)
+
+
+@pytest.mark.timeout(1800)  # trains two smoke detectors and a classifier: longer than the default on a loaded CPU
+def test_pipeline_retrains_a_detector_made_by_an_older_preset_and_what_follows_from_it(tiny_root, tmp_path):
+    """The study's done-checks: a detector from before its preset changed (here: without the weight average)
+    is trained again, and the classifier started from its backbone and the results it made become stale."""
+    import dataclasses
+
+    from ccmct.config.presets import detector_preset
+    from ccmct.pipeline.steps import infer_step, train_classifier_step, train_detector_step
+    from ccmct.training.classifier import default_start_weights, trained_as as classifier_trained_as
+    from ccmct.training.run import train_detector, trained_as
+
+    study = Study(out_dir=tmp_path, preset="smoke", data_root=tiny_root)
+    detector_dir = study.for_seed(0).detector_dir("ODAEL")
+    old = dataclasses.replace(detector_preset("smoke"), weight_average=0.9)  # another schedule than smoke's
+    train_detector(tiny_root, "ODAEL", old, detector_dir, seed=0, num_workers=0, progress=False)
+    step = train_detector_step(study, "ODAEL", 0, progress=False)
+    assert model_ready(detector_dir) and trained_as(detector_dir, tiny_root, "ODAEL", old, seed=0)
+    assert not step.done()  # the files are there, but made by another schedule
+    infer = infer_step(study, "ODAEL", "test", 0, progress=False)
+    infer.action()
+    assert infer.done()
+    classifier = train_classifier_step(study, "ODAEL", 0, progress=False)
+    classifier.action()
+    assert classifier.done()
+    start = default_start_weights("smoke", detector_dir)
+    assert classifier_trained_as(study.for_seed(0).classifier_dir("ODAEL"), "ODAEL", "smoke", seed=0,
+                                 weights_path=start)["start_fingerprint"]
+    assert not classifier_trained_as(study.for_seed(0).classifier_dir("ODAEL"), "ODAEL", "smoke", seed=1,
+                                     weights_path=start)  # another seed is another model
+    step.action()  # trained again with the study's preset
+    assert step.done()
+    assert not infer.done() and not classifier.done()  # both came from the replaced detector

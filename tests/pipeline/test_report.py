@@ -75,18 +75,32 @@ def test_ablation_part_draws_fig5_and_sets_each_run_beside_the_paper(tmp_path):
     assert (study.out_dir / part["figure5"]).stat().st_size > 0
 
 
-def test_an_ablation_run_is_redone_when_its_second_stage_score_is_not_the_presets(tmp_path):
+def test_an_ablation_run_is_redone_when_its_second_stage_score_or_detector_schedule_is_not_the_presets(tmp_path):
+    import dataclasses
+
+    from ccmct.config.presets import detector_preset
     from ccmct.evaluation.ablation_runs import write_run_summary
     from ccmct.pipeline.ablation import run_done
+    from ccmct.training.run import schedule_of
 
     counts = {"tp": 10, "fp": 5, "fn": 5, "f1": 0.5}
     common = dict(training_set={"name": "5HPF", "kind": "hpf", "n": 5, "n_train_slides": 21, "train_mitoses": 400,
                                 "train_area_mm2": 1.0},
                   variant="ODAEL", trainval={s: {"f1": 0.5, "threshold": 0.5} for s in ("stage1", "stage2")},
                   test={"stage1": counts, "stage2": counts}, test_root=tmp_path)
-    write_run_summary(tmp_path / "quick-old", preset="quick", **common)  # scored P(MF) alone (the default)
-    write_run_summary(tmp_path / "quick-new", preset="quick", stage2_combine="geometric_mean", **common)
-    write_run_summary(tmp_path / "smoke", preset="smoke", **common)
+    quick = schedule_of("quick")
+    write_run_summary(tmp_path / "quick-old", preset="quick", detector_schedule=quick,
+                      **common)  # scored P(MF) alone (the default)
+    write_run_summary(tmp_path / "quick-new", preset="quick", stage2_combine="geometric_mean",
+                      detector_schedule=quick, **common)
+    # a detector trained before the quick preset averaged its weights: the run is redone
+    unaveraged = schedule_of(dataclasses.replace(detector_preset("quick"), weight_average=None))
+    write_run_summary(tmp_path / "quick-unaveraged", preset="quick", stage2_combine="geometric_mean",
+                      detector_schedule=unaveraged, **common)
+    write_run_summary(tmp_path / "quick-unrecorded", preset="quick", stage2_combine="geometric_mean", **common)
+    write_run_summary(tmp_path / "smoke", preset="smoke", detector_schedule=schedule_of("smoke"), **common)
     assert not run_done(tmp_path / "quick-old", "quick")
     assert run_done(tmp_path / "quick-new", "quick")
+    assert not run_done(tmp_path / "quick-unaveraged", "quick")
+    assert not run_done(tmp_path / "quick-unrecorded", "quick")
     assert run_done(tmp_path / "smoke", "smoke") and not run_done(tmp_path / "smoke", "quick")

@@ -89,7 +89,8 @@ def _counts(result: dict) -> dict:
 
 def write_run_summary(run_dir: str | os.PathLike[str], *, training_set: dict, variant: str, preset: str,
                       trainval: dict[str, dict], test: dict[str, dict], test_root: str | os.PathLike[str],
-                      files: dict[str, str] | None = None, stage2_combine: str = "replace") -> Path:
+                      files: dict[str, str] | None = None, stage2_combine: str = "replace",
+                      detector_schedule: dict | None = None) -> Path:
     """Write ``<run_dir>/summary.json`` atomically.
 
     Args:
@@ -105,6 +106,8 @@ def write_run_summary(run_dir: str | os.PathLike[str], *, training_set: dict, va
         test_root: the full data root whose test slides were used.
         files: names of the models and result files in ``run_dir``.
         stage2_combine: the second-stage score (``replace`` or ``geometric_mean``, the preset's ``combine``).
+        detector_schedule: the detector preset as the model's ``training.json`` records it
+            (:func:`ccmct.training.run.schedule_of`), so that a changed preset runs again.
     """
     run_dir = Path(run_dir)
     summary = {
@@ -113,7 +116,7 @@ def write_run_summary(run_dir: str | os.PathLike[str], *, training_set: dict, va
         "variant": variant, "preset": preset, "test_root": str(Path(test_root).resolve()),
         "trainval": {s: {"f1": _f1_or_none(r["f1"]), "threshold": float(r["threshold"])} for s, r in trainval.items()},
         "test": {s: _counts(r) for s, r in test.items()},
-        "files": dict(files or {}), "stage2_combine": stage2_combine,
+        "files": dict(files or {}), "stage2_combine": stage2_combine, "detector_schedule": detector_schedule,
     }
     return atomic_write_json(run_dir / SUMMARY_FILE, summary)
 

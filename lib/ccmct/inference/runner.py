@@ -13,7 +13,6 @@ A slide that is missing or unreadable is reported and skipped; the others finish
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from ccmct.data.results import read_metadata, read_results, write_results
 from ccmct.errors import CcmctError, ResultsError
 from ccmct.inference.detector import InferenceOptions, WholeSlideDetector
 from ccmct.inference.distributed import DistContext, gather_to_main, resolve_device, shard_by_size, shutdown, start
+from ccmct.models.io import model_fingerprint  # noqa: F401 - part of this module's API (result metadata)
 
 __all__ = ["InferenceReport", "infer_slides", "model_fingerprint", "run_inference", "work_dir_for"]
 
@@ -69,16 +69,6 @@ def work_dir_for(out: str | os.PathLike[str]) -> Path:
     """The folder of per-slide part files next to a result file: ``<out>.parts``."""
     out = Path(out)
     return out.with_name(out.name + ".parts")
-
-
-def model_fingerprint(model_dir: str | os.PathLike[str]) -> str:
-    """SHA-256 of a model directory's ``config.json`` and ``weights.pt`` (hex)."""
-    digest = hashlib.sha256()
-    for name in ("config.json", "weights.pt"):
-        with open(Path(model_dir) / name, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def _part_path(work: Path, slide: str) -> Path:

@@ -174,8 +174,10 @@ def classify_results(model_dir: str | os.PathLike[str], results_path: str | os.P
     out = second_stage_path(results_path, out_path)
     slide_dir = Path(slide_dir)
     _check_slides(results, slide_dir)
+    from ccmct.models.io import model_fingerprint
+
     metadata = {"stage": 2, "source": str(results_path), "classifier": str(model_dir),
-                "classifier_variant": config.variant, "combine": combine, "nms_radius_l0": radius_l0,
+                "classifier_fingerprint": model_fingerprint(model_dir), "classifier_variant": config.variant, "combine": combine, "nms_radius_l0": radius_l0,
                 "stage1": read_metadata(results_path)}
     done = _resumable(out, metadata)
     failed: dict[str, str] = {}
@@ -241,7 +243,8 @@ def _resumable(out: Path, metadata: dict) -> dict[str, np.ndarray]:
         previous = read_metadata(out)
     except Exception:  # noqa: BLE001 - an unreadable partial file is simply recomputed
         return {}
-    same = all(previous.get(k) == metadata[k] for k in ("source", "classifier", "combine", "nms_radius_l0"))
+    same = all(previous.get(k) == metadata[k] for k in ("source", "classifier", "classifier_fingerprint", "combine",
+                                                      "nms_radius_l0"))
     if not same or not (previous.get("pending") or previous.get("failed")):
         return {}
     done = read_results(out)  # the failed slides are not in it: they are tried again

@@ -8,6 +8,7 @@ normalisation, classes, preset, variant, score / NMS thresholds). Never a pickle
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -23,7 +24,7 @@ from ccmct.atomicio import atomic_write
 from ccmct.models.registry import MODEL_KINDS, kind_of_config
 from ccmct.config.units import LEGACY_MPP
 
-__all__ = ["CONFIG_FILE", "FORMAT_VERSION", "WEIGHTS_FILE", "load_model_dir", "save_model_dir"]
+__all__ = ["CONFIG_FILE", "FORMAT_VERSION", "WEIGHTS_FILE", "load_model_dir", "model_fingerprint", "save_model_dir"]
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.pt"
@@ -237,3 +238,14 @@ def _first_line(err: BaseException) -> str:
 
 def _atomic_write(path: Path, write) -> None:
     atomic_write(path, write, mkdir=False)
+
+
+def model_fingerprint(model_dir: str | os.PathLike[str]) -> str:
+    """SHA-256 of a model directory's ``config.json`` and ``weights.pt`` (hex): the identity result files and
+    models trained from this one record, so that a model trained again makes what was made from it stale."""
+    digest = hashlib.sha256()
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        with open(Path(model_dir) / name, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -34,15 +34,19 @@ def default_notebook() -> Path:
 
 
 def run_done(run_dir: Path, preset: str) -> bool:
-    """A run's ``summary.json`` exists and was made with ``preset`` and its second-stage score."""
+    """A run's ``summary.json`` exists and was made with ``preset`` as it is now: its second-stage score and its
+    detector schedule (a run from before the preset changed, e.g. before the quick detector averaged its
+    weights, is run again)."""
     from ccmct.config.presets import classifier_preset
+    from ccmct.training.run import schedule_of
 
     try:
         summary = read_summary(Path(run_dir) / SUMMARY_FILE)
     except CcmctError:
         return False
     return (summary.get("preset") == preset
-            and summary.get("stage2_combine", "replace") == classifier_preset(preset).combine)
+            and summary.get("stage2_combine", "replace") == classifier_preset(preset).combine
+            and summary.get("detector_schedule") == schedule_of(preset))
 
 
 @dataclass
@@ -75,20 +79,20 @@ def run_subset(subset_root: str | os.PathLike[str], test_root: str | os.PathLike
     from ccmct.evaluation.ablation_runs import training_set_summary, write_run_summary
     from ccmct.inference import InferenceOptions, run_inference
     from ccmct.inference.second_stage import classify_results
-    from ccmct.models.classifier import load_classifier_config
-    from ccmct.training.classifier import default_start_weights, train_classifier
-    from ccmct.training.run import train_detector
+    from ccmct.training.classifier import default_start_weights, train_classifier, trained_as
+    from ccmct.training.run import schedule_of, train_detector
 
     subset, full, out = DataRoot(subset_root), DataRoot(test_root), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     training_set = training_set_summary(subset, variant=variant)
     detector_dir, classifier_dir = out / "detector", out / "classifier"
     train_detector(subset.path, variant, preset, detector_dir, seed=seed, num_workers=workers, progress=progress)
-    if not ((classifier_dir / "config.json").exists() and load_classifier_config(classifier_dir).preset == preset):
+    start = default_start_weights(preset, detector_dir)
+    if trained_as(classifier_dir, variant, preset, seed=seed, weights_path=start) is None:
         for part in ("train", "test"):  # re-scored by an older classifier
             (out / result_filename(variant, part, stage=2)).unlink(missing_ok=True)
         train_classifier(subset, variant, preset, classifier_dir, device=device, progress=progress, seed=seed,
-                         weights_path=default_start_weights(preset, detector_dir))
+                         weights_path=start)
     files = {}
     for part, root in (("train", subset), ("test", full)):
         stage1 = out / result_filename(variant, part, stage=1)
@@ -110,7 +114,8 @@ def run_subset(subset_root: str | os.PathLike[str], test_root: str | os.PathLike
     path = write_run_summary(out, training_set=training_set, variant=variant, preset=preset, trainval=trainval,
                              test=test, test_root=full.path,
                              files={"detector": detector_dir.name, "classifier": classifier_dir.name, **files},
-                             stage2_combine=classifier_preset(preset).combine)
+                             stage2_combine=classifier_preset(preset).combine,
+                             detector_schedule=schedule_of(preset))
     return SubsetRun(path, training_set, searches, test)
 
 

@@ -39,15 +39,31 @@ def result_ready(path: Path) -> bool:
     return path.exists() and not unfinished_slides(path)
 
 
-def rescored_ready(rescored: Path, source: Path, combine: str = "replace") -> bool:
-    """A second-stage file is complete, was made from the current first-stage file (a first stage rerun,
-    e.g. after a failed slide, makes the re-scoring stale) and combines the scores as the preset says (a file
-    scored ``replace`` is stale for a ``geometric_mean`` preset and the reverse)."""
+def made_by(path: Path, model_dir: Path) -> bool:
+    """A first-stage result file is complete and was made by the model now in ``model_dir`` (the runner records
+    the model's fingerprint): a detector trained again makes its results stale."""
     from ccmct.data.results import read_metadata
+    from ccmct.models.io import model_fingerprint
+
+    if not result_ready(path) or not model_ready(model_dir):
+        return False
+    return read_metadata(path).get("model") == model_fingerprint(model_dir)
+
+
+def rescored_ready(rescored: Path, source: Path, combine: str = "replace", classifier_dir: Path | None = None) -> bool:
+    """A second-stage file is complete, was made from the current first-stage file (a first stage rerun,
+    e.g. after a failed slide, makes the re-scoring stale), combines the scores as the preset says (a file
+    scored ``replace`` is stale for a ``geometric_mean`` preset and the reverse) and, given ``classifier_dir``,
+    by the classifier now there (one trained again makes it stale)."""
+    from ccmct.data.results import read_metadata
+    from ccmct.models.io import model_fingerprint
 
     if not result_ready(rescored) or not source.exists():
         return False
     meta = read_metadata(rescored)
+    if classifier_dir is not None and not (model_ready(classifier_dir) and meta.get("classifier_fingerprint")
+                                           == model_fingerprint(classifier_dir)):
+        return False
     return meta.get("stage1") == read_metadata(source) and meta.get("combine", "replace") == combine
 
 
@@ -55,7 +71,7 @@ def fast_ready(path: Path, candidate_dir: Path, classifier_dir: Path) -> bool:
     """A fast-mode result file is complete and was made by the current candidate model and classifier (a model
     trained again, e.g. a deleted classifier, makes it stale; the runner records both models' fingerprints)."""
     from ccmct.data.results import read_metadata
-    from ccmct.inference.runner import model_fingerprint
+    from ccmct.models.io import model_fingerprint
 
     if not result_ready(path) or not (model_ready(candidate_dir) and model_ready(classifier_dir)):
         return False

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from ccmct.atomicio import atomic_write_json
-from ccmct.pipeline.done import data_ready, fast_ready, model_ready, rescored_ready, result_ready
+from ccmct.pipeline.done import data_ready, fast_ready, made_by, model_ready, rescored_ready
 from ccmct.pipeline.study import Study
 
 log = logging.getLogger("ccmct.pipeline")
@@ -56,10 +56,12 @@ def data_step(study: Study, data_preset: str, *, progress: bool = True) -> Step:
 
 
 def train_detector_step(study: Study, variant: str, seed: int, *, prefix: str = "", progress: bool = True) -> Step:
-    from ccmct.training.run import train_detector
+    from ccmct.training.run import train_detector, trained_as
 
     out = study.for_seed(seed).detector_dir(variant)
-    return Step(f"{prefix}train stage 1 ({variant})", "train_detector", lambda: model_ready(out),
+    # done = trained with this preset's schedule and seed: a model from before the preset changed is trained again
+    return Step(f"{prefix}train stage 1 ({variant})", "train_detector",
+                lambda: trained_as(out, study.root.path, variant, study.preset, seed=seed) is not None,
                 lambda: train_detector(study.root.path, variant, study.preset, out, seed=seed,
                                        num_workers=study.workers, progress=progress),
                 distributed=True, work={"variant": variant, "root": study.root})
@@ -67,11 +69,16 @@ def train_detector_step(study: Study, variant: str, seed: int, *, prefix: str = 
 
 def train_classifier_step(study: Study, variant: str, seed: int, *, prefix: str = "", progress: bool = True
                           ) -> Step:
-    from ccmct.training.classifier import default_start_weights, train_classifier
+    from ccmct.training.classifier import default_start_weights, train_classifier, trained_as
 
     sub = study.for_seed(seed)
     out = sub.classifier_dir(variant)
-    return Step(f"{prefix}train stage 2 ({variant})", "train_classifier", lambda: model_ready(out),
+
+    def done() -> bool:  # this preset and seed, started from the first-stage model now there
+        return trained_as(out, variant, study.preset, seed=seed,
+                          weights_path=default_start_weights(study.preset, sub.detector_dir(variant))) is not None
+
+    return Step(f"{prefix}train stage 2 ({variant})", "train_classifier", done,
                 lambda: train_classifier(study.root, variant, study.preset, out,
                                          weights_path=default_start_weights(study.preset, sub.detector_dir(variant)),
                                          seed=seed, num_workers=study.workers, device=study.device,
@@ -86,7 +93,7 @@ def infer_step(study: Study, variant: str, split: str, seed: int, *, prefix: str
 
     sub = study.for_seed(seed)
     out = sub.result_path(variant, split, 1)
-    return Step(f"{prefix}infer {variant} {split}", "infer", lambda: result_ready(out),
+    return Step(f"{prefix}infer {variant} {split}", "infer", lambda: made_by(out, sub.detector_dir(variant)),
                 lambda: run_inference(sub.detector_dir(variant), study.root.slides(split), out,
                                       device=study.device, progress=progress),
                 distributed=True, work={"variant": variant, "split": split, "root": study.root})
@@ -101,7 +108,7 @@ def second_stage_step(study: Study, variant: str, split: str, seed: int, *, pref
     sub = study.for_seed(seed)
     source, out = sub.result_path(variant, split, 1), sub.result_path(variant, split, 2)
     combine = study.second_stage_combine
-    return Step(f"{prefix}stage 2 {variant} {split}", "second_stage", lambda: rescored_ready(out, source, combine),
+    return Step(f"{prefix}stage 2 {variant} {split}", "second_stage", lambda: rescored_ready(out, source, combine, sub.classifier_dir(variant)),
                 lambda: classify_results(sub.classifier_dir(variant), source, study.root.wsi_dir, out,
                                          combine=combine, device=study.device, progress=progress,
                                          **({} if study.workers is None else {"num_workers": study.workers})),

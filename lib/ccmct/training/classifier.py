@@ -33,6 +33,7 @@ from ccmct.config import MITOTIC_FIGURE, DataRoot
 from ccmct.errors import CcmctError
 from ccmct.models.classifier import (
     ClassifierConfig,
+    load_classifier_config,
     classifier_splitter,
     detector_normalisation,
     predict_probabilities,
@@ -187,10 +188,7 @@ def train_classifier(data_root: str | os.PathLike[str] | DataRoot, variant: str,
     from fastai.torch_core import set_seed
 
     root = data_root if isinstance(data_root, DataRoot) else DataRoot(data_root)
-    preset = classifier_preset(preset)
-    preset = replace(preset, seed=preset.seed if seed is None else seed,
-                     num_workers=preset.num_workers if num_workers is None else num_workers,
-                     pretrained=preset.pretrained if pretrained is None else pretrained)
+    preset = _effective_preset(preset, seed=seed, num_workers=num_workers, pretrained=pretrained)
     start = _start_name(weights_path, preset.pretrained)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     set_seed(preset.seed, reproducible=True)
@@ -212,7 +210,8 @@ def train_classifier(data_root: str | os.PathLike[str] | DataRoot, variant: str,
         class_short=tuple(c.short for c in CELL_CLASSES), patch_size_px=PATCH_SIZE_PX, mean=stats[0], std=stats[1],
         preset=preset.name, variant=variant, mpp=root_mpp(root.slides("train").values()),
         training={"preset": asdict(preset), "start": start, "validation": validation, "test_accuracy": test_accuracy,
-                  "final_valid_accuracy": float(history["valid_accuracy"].iloc[-1])})
+                  "final_valid_accuracy": float(history["valid_accuracy"].iloc[-1]),
+                  "start_fingerprint": _start_fingerprint(weights_path)})
     run = ClassifierRun(Path(out_dir), config, history, batch_losses, confusion, test_accuracy, _counts(table),
                         validation)
     _write_outputs(run, learn.model)
@@ -236,6 +235,49 @@ def _learner(dls, preset: ClassifierPreset, weights_path, out_dir):
                            splitter=classifier_splitter, path=Path(out_dir), model_dir=".")
     add_cpu_autocast(learn, dls.device or "cpu")  # bf16 on CPUs that compute it natively (ccmct.precision)
     return learn
+
+
+def _effective_preset(preset: str | ClassifierPreset, *, seed: int | None = None, num_workers: int | None = None,
+                      pretrained: bool | None = None) -> ClassifierPreset:
+    """The preset with :func:`train_classifier`'s overrides applied."""
+    preset = classifier_preset(preset)
+    return replace(preset, seed=preset.seed if seed is None else seed,
+                   num_workers=preset.num_workers if num_workers is None else num_workers,
+                   pretrained=preset.pretrained if pretrained is None else pretrained)
+
+
+def _start_fingerprint(weights_path) -> str | None:
+    """:func:`ccmct.models.io.model_fingerprint` of a first-stage model the network starts from (else None)."""
+    from ccmct.models.io import model_fingerprint
+
+    return model_fingerprint(weights_path) if weights_path is not None and Path(weights_path).is_dir() else None
+
+
+def trained_as(out_dir: str | os.PathLike[str], variant: str, preset: str | ClassifierPreset, *,
+               weights_path: str | os.PathLike[str] | None = None, seed: int | None = None,
+               pretrained: bool | None = None) -> dict | None:
+    """The ``training`` record (config.json) of a finished classifier in ``out_dir`` that :func:`train_classifier`
+    with these arguments would make, else None: missing or unfinished, another label set or preset (reader
+    processes aside), or started from another network — a first-stage model trained again since (its
+    fingerprint differs) makes the classifier started from its backbone stale."""
+    from ccmct.jsonable import strict
+    from ccmct.models.io import CONFIG_FILE, WEIGHTS_FILE
+
+    out_dir = Path(out_dir)
+    if not ((out_dir / WEIGHTS_FILE).is_file() and (out_dir / CONFIG_FILE).is_file()):
+        return None
+    try:
+        config = load_classifier_config(out_dir)
+    except CcmctError:  # unreadable or of another format: not this model
+        return None
+    training = dict(config.training or {})
+    want = _effective_preset(preset, seed=seed, pretrained=pretrained)
+    same = (config.variant == variant
+            and strict({**(training.get("preset") or {}), "num_workers": None})
+            == strict({**asdict(want), "num_workers": None})
+            and training.get("start") == _start_name(weights_path, want.pretrained)
+            and training.get("start_fingerprint") == _start_fingerprint(weights_path))
+    return training if same else None
 
 
 def _start_name(weights_path, pretrained: bool) -> str:

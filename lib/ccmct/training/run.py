@@ -18,9 +18,34 @@ from ccmct.training.export import export_detector, read_summary
 from ccmct.training.learner import build_learner, detector_config, training_mpp
 from ccmct.training.schedule import CHECKPOINT_DIR, copy_state_for_report, run_schedule
 
-__all__ = ["train_detector"]
+__all__ = ["schedule_of", "train_detector", "trained_as"]
 
 log = logging.getLogger(__name__)
+
+
+def schedule_of(preset: str | DetectorPreset) -> dict:
+    """What of a preset a detector was made by, as ``training.json`` records it (``schedule``): every field (lr,
+    epochs, clipping, weight averaging, sampler mix ...) except the reader processes, which change nothing."""
+    preset = detector_preset(preset) if isinstance(preset, str) else preset
+    return strict({**dataclasses.asdict(preset), "num_workers": None})
+
+
+def trained_as(out_dir: str | os.PathLike[str], root, variant: str, preset: str | DetectorPreset, *, seed: int = 0,
+               backbone_weights: str | os.PathLike[str] | None = None, kind: str = "retinanet") -> dict | None:
+    """The ``training.json`` summary of a finished model in ``out_dir`` that ``train_detector`` with these
+    arguments would make (same architecture config, seed and schedule), else None (missing, unfinished, or
+    made by another preset — e.g. one from before the preset changed, which must be trained again)."""
+    preset = detector_preset(preset) if isinstance(preset, str) else preset
+    out_dir = Path(out_dir)
+    if not ((out_dir / "weights.pt").is_file() and (out_dir / "config.json").is_file()):
+        return None
+    init = "none" if backbone_weights in (None, "none") else str(backbone_weights)
+    config_dict = detector_config(preset, variant, backbone_init=init, mpp=training_mpp(root), kind=kind).to_dict()
+    done = read_summary(out_dir)
+    if (done and done.get("finished") and done.get("config") == config_dict and done.get("seed") == seed
+            and done.get("schedule") == schedule_of(preset)):
+        return done
+    return None
 
 
 def train_detector(root: str | os.PathLike[str], variant: str, preset: str | DetectorPreset,
@@ -52,12 +77,11 @@ def train_detector(root: str | os.PathLike[str], variant: str, preset: str | Det
     dist = init_distributed()
     init = "none" if backbone_weights in (None, "none") else str(backbone_weights)
     config_dict = detector_config(preset, variant, backbone_init=init, mpp=training_mpp(root), kind=kind).to_dict()
-    # the schedule (lr, epochs, clipping, sampler mix ...) is part of what a model was made by: a changed preset
-    # trains again instead of reusing a model that no longer matches it; reader processes change nothing
-    schedule = strict({**dataclasses.asdict(preset), "num_workers": None})  # as training.json holds it
-    done = read_summary(out_dir)
-    if (done and done.get("finished") and done.get("config") == config_dict and done.get("seed") == seed
-            and done.get("schedule") == schedule):
+    # the schedule is part of what a model was made by: a changed preset trains again instead of reusing a model
+    # that no longer matches it
+    schedule = schedule_of(preset)
+    done = trained_as(out_dir, root, variant, preset, seed=seed, backbone_weights=backbone_weights, kind=kind)
+    if done:
         log.info("%s: already trained (delete it to train again)", out_dir)
         return done
     if dist.is_main:
