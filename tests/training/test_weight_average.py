@@ -16,6 +16,8 @@ from ccmct.training.learner import build_learner
 from ccmct.training.run import train_detector
 from ccmct.training.schedule import CHECKPOINT_DIR, STATE_FILE, run_schedule
 
+from .test_resume_exact import Interrupted, StopAfter
+
 pytestmark = pytest.mark.timeout(1800)
 
 DECAY = 0.6
@@ -47,23 +49,6 @@ class _ValidatedWeights(Callback):
 
     def before_validate(self):
         self.seen.append({k: v.detach().clone() for k, v in self.learn.model.state_dict().items()})
-
-
-class _Interrupted(RuntimeError):
-    pass
-
-
-class _StopAfter(Callback):
-    order = 5
-
-    def __init__(self, n):
-        self.n, self.seen = n, 0
-
-    def after_batch(self):
-        if self.training:
-            self.seen += 1
-            if self.seen == self.n:
-                raise _Interrupted(f"stopped after {self.n} batches")
 
 
 def _expected_average(start: dict, steps: list[dict]) -> dict:
@@ -128,8 +113,8 @@ def test_resumed_run_continues_the_same_average(tiny_root, tmp_path, stop_after)
     run_schedule(reference, tmp_path / "reference")
     first = build_learner(tiny_root, "ODAEL", PRESET, seed=0, num_workers=0, progress=False,
                           slides=reference.slides)
-    first.learn.add_cb(_StopAfter(stop_after))
-    with pytest.raises(_Interrupted):
+    first.learn.add_cb(StopAfter(stop_after))
+    with pytest.raises(Interrupted):
         run_schedule(first, tmp_path / "resumed")
     saved = torch.load(tmp_path / "resumed" / CHECKPOINT_DIR / STATE_FILE, weights_only=True)
     assert saved["average"]["updates"] == 2 * (stop_after // 2)  # the average of the finished pseudo-epochs

@@ -206,7 +206,8 @@ def run_schedule(run, out_dir: Path, *, is_main: bool = True) -> dict:
             ScheduleCallback._save(_Saver(learn, state, checkpoint, averager))
     if averager is not None:
         learn.remove_cb(averager)
-        if averager.updates and not (plan and plan[-1][1].early_stopping):  # else the model already holds the best averaged weights
+        # with early stopping at the end the model already holds the best (averaged) weights of that stage
+        if averager.updates and not (plan and plan[-1][1].early_stopping):
             _unwrap(learn.model).load_state_dict(averager.averaged())
     return state
 
