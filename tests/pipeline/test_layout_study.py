@@ -110,8 +110,8 @@ def test_results_are_stale_once_the_model_that_made_them_is_trained_again(tmp_pa
 
 @pytest.mark.timeout(1800)  # trains two smoke detectors and a classifier: longer than the default on a loaded CPU
 def test_pipeline_retrains_a_detector_made_by_an_older_preset_and_what_follows_from_it(tiny_root, tmp_path):
-    """The study's done-checks: a detector from before its preset changed (here: without the weight average)
-    is trained again, and the classifier started from its backbone and the results it made become stale."""
+    """The study's done-checks: a detector made by another schedule than the preset's (here: with a weight
+    average the smoke preset does not have) is trained again, and the classifier started from its backbone and the results it made become stale."""
     import dataclasses
 
     from ccmct.config.presets import detector_preset

@@ -93,14 +93,19 @@ def test_an_ablation_run_is_redone_when_its_second_stage_score_or_detector_sched
                       **common)  # scored P(MF) alone (the default)
     write_run_summary(tmp_path / "quick-new", preset="quick", stage2_combine="geometric_mean",
                       detector_schedule=quick, **common)
-    # a detector trained before the quick preset averaged its weights: the run is redone
-    unaveraged = schedule_of(dataclasses.replace(detector_preset("quick"), weight_average=None))
-    write_run_summary(tmp_path / "quick-unaveraged", preset="quick", stage2_combine="geometric_mean",
-                      detector_schedule=unaveraged, **common)
+    # a detector trained with another schedule (here: weight averaging on): the run is redone
+    averaged = schedule_of(dataclasses.replace(detector_preset("quick"), weight_average=0.97))
+    write_run_summary(tmp_path / "quick-averaged", preset="quick", stage2_combine="geometric_mean",
+                      detector_schedule=averaged, **common)
+    # recorded before the preset had the field: the same schedule as the preset that leaves it off
+    before_field = {k: v for k, v in quick.items() if k != "weight_average"}
+    write_run_summary(tmp_path / "quick-before-field", preset="quick", stage2_combine="geometric_mean",
+                      detector_schedule=before_field, **common)
     write_run_summary(tmp_path / "quick-unrecorded", preset="quick", stage2_combine="geometric_mean", **common)
     write_run_summary(tmp_path / "smoke", preset="smoke", detector_schedule=schedule_of("smoke"), **common)
     assert not run_done(tmp_path / "quick-old", "quick")
     assert run_done(tmp_path / "quick-new", "quick")
-    assert not run_done(tmp_path / "quick-unaveraged", "quick")
+    assert not run_done(tmp_path / "quick-averaged", "quick")
+    assert run_done(tmp_path / "quick-before-field", "quick")
     assert not run_done(tmp_path / "quick-unrecorded", "quick")
     assert run_done(tmp_path / "smoke", "smoke") and not run_done(tmp_path / "smoke", "quick")

@@ -35,10 +35,10 @@ def default_notebook() -> Path:
 
 def run_done(run_dir: Path, preset: str) -> bool:
     """A run's ``summary.json`` exists and was made with ``preset`` as it is now: its second-stage score and its
-    detector schedule (a run from before the preset changed, e.g. before the quick detector averaged its
-    weights, is run again)."""
+    detector schedule (a run from before the preset changed is run again; one whose summary records no
+    schedule cannot be checked and is run again too)."""
     from ccmct.config.presets import classifier_preset
-    from ccmct.training.run import schedule_of
+    from ccmct.training.run import same_schedule, schedule_of
 
     try:
         summary = read_summary(Path(run_dir) / SUMMARY_FILE)
@@ -46,7 +46,7 @@ def run_done(run_dir: Path, preset: str) -> bool:
         return False
     return (summary.get("preset") == preset
             and summary.get("stage2_combine", "replace") == classifier_preset(preset).combine
-            and summary.get("detector_schedule") == schedule_of(preset))
+            and same_schedule(summary.get("detector_schedule"), schedule_of(preset)))
 
 
 @dataclass

@@ -18,7 +18,7 @@ from ccmct.training.export import export_detector, read_summary
 from ccmct.training.learner import build_learner, detector_config, training_mpp
 from ccmct.training.schedule import CHECKPOINT_DIR, copy_state_for_report, run_schedule
 
-__all__ = ["schedule_of", "train_detector", "trained_as"]
+__all__ = ["same_schedule", "schedule_of", "train_detector", "trained_as"]
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,22 @@ def trained_as(out_dir: str | os.PathLike[str], root, variant: str, preset: str 
     config_dict = detector_config(preset, variant, backbone_init=init, mpp=training_mpp(root), kind=kind).to_dict()
     done = read_summary(out_dir)
     if (done and done.get("finished") and done.get("config") == config_dict and done.get("seed") == seed
-            and done.get("schedule") == schedule_of(preset)):
+            and same_schedule(done.get("schedule"), schedule_of(preset))):
         return done
     return None
+
+
+def same_schedule(recorded, expected: dict) -> bool:
+    """A recorded schedule (``training.json``) is ``expected``; a field the record lacks counts as equal when
+    ``expected`` holds that field's default, i.e. the behaviour from before the field existed (a model trained
+    before ``weight_average`` was added is not trained again for a preset that leaves it off)."""
+    if not isinstance(recorded, dict):
+        return False
+    defaults = strict({f.name: f.default for f in dataclasses.fields(DetectorPreset)
+                       if f.default is not dataclasses.MISSING})
+    missing = set(expected) - set(recorded)
+    return (set(recorded) <= set(expected) and all(recorded[k] == expected[k] for k in recorded)
+            and all(k in defaults and expected[k] == defaults[k] for k in missing))
 
 
 def train_detector(root: str | os.PathLike[str], variant: str, preset: str | DetectorPreset,
