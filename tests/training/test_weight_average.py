@@ -28,28 +28,16 @@ PRESET = dataclasses.replace(detector_preset("smoke"), patches_per_epoch=8, val_
                              stages=(Stage(1, 2, 1e-3, frozen=False), Stage(1, 1, 1e-3, frozen=True)))
 
 
-class _Steps(Callback):
-    """The model's weights and buffers after every optimiser step (before the average folds them in)."""
+class _Snapshots(Callback):
+    """The model's weights and buffers at every ``event``: ``after_step`` at order 29 (each optimiser step, before
+    the average folds it in), ``before_validate`` at order 40 (after the averager swapped its weights in)."""
 
-    order = 29
+    def __init__(self, event: str, order: float):
+        self.order, self.states = order, []
+        setattr(self, event, self._take)
 
-    def __init__(self):
-        self.states = []
-
-    def after_step(self):
+    def _take(self):
         self.states.append({k: v.detach().clone() for k, v in self.learn.model.state_dict().items()})
-
-
-class _ValidatedWeights(Callback):
-    """The weights the model holds while it is validated (after the averager swapped them in)."""
-
-    order = 40
-
-    def __init__(self):
-        self.seen = []
-
-    def before_validate(self):
-        self.seen.append({k: v.detach().clone() for k, v in self.learn.model.state_dict().items()})
 
 
 def _expected_average(start: dict, steps: list[dict]) -> dict:
@@ -77,7 +65,7 @@ def test_no_built_in_preset_averages():
 def test_result_is_the_average_of_the_steps_and_is_what_was_validated(tiny_root, tmp_path):
     run = build_learner(tiny_root, "ODAEL", PRESET, seed=0, num_workers=0, progress=False)
     start = {k: v.detach().clone() for k, v in run.learn.model.state_dict().items()}
-    steps, validated = _Steps(), _ValidatedWeights()
+    steps, validated = _Snapshots("after_step", 29), _Snapshots("before_validate", 40)
     run.learn.add_cbs([steps, validated])
     state = run_schedule(run, tmp_path)
     assert len(steps.states) == 3 * 2  # 3 pseudo-epochs x 2 steps
@@ -91,7 +79,7 @@ def test_result_is_the_average_of_the_steps_and_is_what_was_validated(tiny_root,
     assert any(not torch.equal(got[k], steps.states[-1][k]) for k in got if k.endswith("weight"))
     # the last validation ran on exactly these weights
     for k in want:
-        assert torch.equal(validated.seen[-1][k], got[k])
+        assert torch.equal(validated.states[-1][k], got[k])
     assert len(state["history"]) == 3
 
 
