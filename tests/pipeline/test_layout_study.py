@@ -137,6 +137,14 @@ def test_pipeline_retrains_a_detector_made_by_an_older_preset_and_what_follows_f
                                  weights_path=start)["start_fingerprint"]
     assert not classifier_trained_as(study.for_seed(0).classifier_dir("ODAEL"), "ODAEL", "smoke", seed=1,
                                      weights_path=start)  # another seed is another model
+    from ccmct.config.presets import classifier_preset
+
+    smoke = classifier_preset("smoke")  # the second-stage score is applied when re-scoring: the model is the same
+    rescoring = dataclasses.replace(smoke, combine="geometric_mean" if smoke.combine == "replace" else "replace")
+    assert classifier_trained_as(study.for_seed(0).classifier_dir("ODAEL"), "ODAEL", rescoring, seed=0,
+                                 weights_path=start)
+    assert not classifier_trained_as(study.for_seed(0).classifier_dir("ODAEL"), "ODAEL",
+                                     dataclasses.replace(smoke, epochs=smoke.epochs + 1), seed=0, weights_path=start)
     step.action()  # trained again with the study's preset
     assert step.done()
     assert not infer.done() and not classifier.done()  # both came from the replaced detector

@@ -108,8 +108,10 @@ def second_stage_step(study: Study, variant: str, split: str, seed: int, *, pref
     sub = study.for_seed(seed)
     source, out = sub.result_path(variant, split, 1), sub.result_path(variant, split, 2)
     combine = study.second_stage_combine
-    return Step(f"{prefix}stage 2 {variant} {split}", "second_stage", lambda: rescored_ready(out, source, combine, sub.classifier_dir(variant)),
-                lambda: classify_results(sub.classifier_dir(variant), source, study.root.wsi_dir, out,
+    classifier_dir = sub.classifier_dir(variant)
+    return Step(f"{prefix}stage 2 {variant} {split}", "second_stage",
+                lambda: rescored_ready(out, source, combine, classifier_dir),
+                lambda: classify_results(classifier_dir, source, study.root.wsi_dir, out,
                                          combine=combine, device=study.device, progress=progress,
                                          **({} if study.workers is None else {"num_workers": study.workers})),
                 work={"variant": variant, "split": split, "root": study.root})

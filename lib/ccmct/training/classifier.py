@@ -258,7 +258,7 @@ def trained_as(out_dir: str | os.PathLike[str], variant: str, preset: str | Clas
                pretrained: bool | None = None) -> dict | None:
     """The ``training`` record (config.json) of a finished classifier in ``out_dir`` that :func:`train_classifier`
     with these arguments would make, else None: missing or unfinished, another label set or preset (reader
-    processes aside), or started from another network — a first-stage model trained again since (its
+    processes and the second-stage score aside), or started from another network — a first-stage model trained again since (its
     fingerprint differs) makes the classifier started from its backbone stale."""
     from ccmct.jsonable import strict
     from ccmct.models.io import CONFIG_FILE, WEIGHTS_FILE
@@ -272,9 +272,10 @@ def trained_as(out_dir: str | os.PathLike[str], variant: str, preset: str | Clas
         return None
     training = dict(config.training or {})
     want = _effective_preset(preset, seed=seed, pretrained=pretrained)
+    # reader processes and the second-stage score (``combine``, applied when re-scoring) do not change the model
+    ignore = {"num_workers": None, "combine": None}
     same = (config.variant == variant
-            and strict({**(training.get("preset") or {}), "num_workers": None})
-            == strict({**asdict(want), "num_workers": None})
+            and strict({**(training.get("preset") or {}), **ignore}) == strict({**asdict(want), **ignore})
             and training.get("start") == _start_name(weights_path, want.pretrained)
             and training.get("start_fingerprint") == _start_fingerprint(weights_path))
     return training if same else None
