@@ -45,6 +45,7 @@ from ccmct.data.slides import open_slide
 from ccmct.errors import SlideError
 from ccmct.geometry import box_centers, distance_nms
 from ccmct.models.classifier import ClassifierConfig, load_classifier_dir, predict_probabilities
+from ccmct.models.io import model_fingerprint
 from ccmct.sampling.cells import CellPatchDataset
 
 log = logging.getLogger(__name__)
@@ -174,10 +175,9 @@ def classify_results(model_dir: str | os.PathLike[str], results_path: str | os.P
     out = second_stage_path(results_path, out_path)
     slide_dir = Path(slide_dir)
     _check_slides(results, slide_dir)
-    from ccmct.models.io import model_fingerprint
-
     metadata = {"stage": 2, "source": str(results_path), "classifier": str(model_dir),
-                "classifier_fingerprint": model_fingerprint(model_dir), "classifier_variant": config.variant, "combine": combine, "nms_radius_l0": radius_l0,
+                "classifier_fingerprint": model_fingerprint(model_dir), "classifier_variant": config.variant,
+                "combine": combine, "nms_radius_l0": radius_l0,
                 "stage1": read_metadata(results_path)}
     done = _resumable(out, metadata)
     failed: dict[str, str] = {}

@@ -258,8 +258,8 @@ def trained_as(out_dir: str | os.PathLike[str], variant: str, preset: str | Clas
                pretrained: bool | None = None) -> dict | None:
     """The ``training`` record (config.json) of a finished classifier in ``out_dir`` that :func:`train_classifier`
     with these arguments would make, else None: missing or unfinished, another label set or preset (reader
-    processes and the second-stage score aside), or started from another network — a first-stage model trained again since (its
-    fingerprint differs) makes the classifier started from its backbone stale."""
+    processes and the second-stage score aside), or started from another network — a first-stage model trained
+    again since (its fingerprint differs) makes the classifier started from its backbone stale."""
     from ccmct.jsonable import strict
     from ccmct.models.io import CONFIG_FILE, WEIGHTS_FILE
 

@@ -37,10 +37,24 @@ def trained_as(out_dir: str | os.PathLike[str], root, variant: str, preset: str 
     made by another preset — e.g. one from before the preset changed, which must be trained again)."""
     preset = detector_preset(preset) if isinstance(preset, str) else preset
     out_dir = Path(out_dir)
-    if not ((out_dir / "weights.pt").is_file() and (out_dir / "config.json").is_file()):
-        return None
+    if not _has_model_files(out_dir):
+        return None  # before opening the training slides for the config
+    return _finished(out_dir, _config_dict(root, variant, preset, backbone_weights, kind), seed, preset)
+
+
+def _config_dict(root, variant: str, preset: DetectorPreset, backbone_weights, kind: str) -> dict:
     init = "none" if backbone_weights in (None, "none") else str(backbone_weights)
-    config_dict = detector_config(preset, variant, backbone_init=init, mpp=training_mpp(root), kind=kind).to_dict()
+    return detector_config(preset, variant, backbone_init=init, mpp=training_mpp(root), kind=kind).to_dict()
+
+
+def _has_model_files(out_dir: Path) -> bool:
+    return (out_dir / "weights.pt").is_file() and (out_dir / "config.json").is_file()
+
+
+def _finished(out_dir: Path, config_dict: dict, seed: int, preset: DetectorPreset) -> dict | None:
+    """``training.json`` of a finished model with this config, seed and the preset's schedule."""
+    if not _has_model_files(out_dir):
+        return None
     done = read_summary(out_dir)
     if (done and done.get("finished") and done.get("config") == config_dict and done.get("seed") == seed
             and same_schedule(done.get("schedule"), schedule_of(preset))):
@@ -88,12 +102,11 @@ def train_detector(root: str | os.PathLike[str], variant: str, preset: str | Det
     preset = detector_preset(preset) if isinstance(preset, str) else preset
     out_dir = Path(out_dir)
     dist = init_distributed()
-    init = "none" if backbone_weights in (None, "none") else str(backbone_weights)
-    config_dict = detector_config(preset, variant, backbone_init=init, mpp=training_mpp(root), kind=kind).to_dict()
+    config_dict = _config_dict(root, variant, preset, backbone_weights, kind)
     # the schedule is part of what a model was made by: a changed preset trains again instead of reusing a model
     # that no longer matches it
     schedule = schedule_of(preset)
-    done = trained_as(out_dir, root, variant, preset, seed=seed, backbone_weights=backbone_weights, kind=kind)
+    done = _finished(out_dir, config_dict, seed, preset)
     if done:
         log.info("%s: already trained (delete it to train again)", out_dir)
         return done

@@ -14,7 +14,7 @@ CUDA gradient scaler (:mod:`ccmct.training.resume`); the optimiser state is load
 ``freeze()`` / ``unfreeze()``, which clear it (fastai), so a unit resumed in its middle keeps its Adam moments;
 a run killed inside a pseudo-epoch repeats that pseudo-epoch with the same patch draws.
 
-With ``preset.weight_average`` set (the CPU ``quick`` preset) a :class:`ccmct.training.averaging.WeightAverage`
+With ``preset.weight_average`` set (no built-in preset; measured on ``quick``, not adopted) a :class:`ccmct.training.averaging.WeightAverage`
 keeps a moving average of the weights over the whole schedule; validation, the best-of-stage weights and the
 result are the averaged weights, and the average (with its update count) is part of the checkpoint.
 """
@@ -161,8 +161,8 @@ def run_schedule(run, out_dir: Path, *, is_main: bool = True) -> dict:
     learn, preset = run.learn, run.preset
     config_dict = run.config.to_dict()
     state = load_state(out_dir, config_dict) or _new_state(config_dict)
-    decay = getattr(preset, "weight_average", None)
-    averager = WeightAverage(decay, state.get("average")) if decay is not None else None
+    averager = (WeightAverage(preset.weight_average, state.get("average"))
+                if preset.weight_average is not None else None)
     state["average"] = None
     opt_state = None
     if state["model"] is not None:
